@@ -1,0 +1,49 @@
+"""eqlgn: discover force laws from particle data with graph networks and Equation Learners.
+
+The public API is re-exported here. Heavy modules (JAX, torch) are imported only when
+one of their names is first used, so ``import eqlgn`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # errors
+    "EqlgnError": "errors",
+    "ConfigError": "errors",
+    "DatasetError": "errors",
+    "MissingDependencyError": "errors",
+    # force laws
+    "ForceLaw": "laws",
+    "LAWS": "laws",
+    "get_law": "laws",
+    # data
+    "ParticleDataset": "data",
+    "DatasetMeta": "data",
+    "GraphBatch": "data",
+    "load_dataset": "data",
+    "node_feature_names": "data",
+    # simulation
+    "simulate": "simulator",
+    "SimulationConfig": "simulator",
+    "total_energy": "simulator",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eqlgn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

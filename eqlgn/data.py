@@ -1,0 +1,390 @@
+"""ParticleDataset: the one data contract every stage reads and writes.
+
+A dataset is a set of graph snapshots of ``n`` particles in ``D`` dimensions:
+
+* ``nodes``          ``[S, n, F]`` float32, ``F = 2 D + 2``; per particle, in order:
+  position (``x, y[, z]``), velocity (``vx, vy[, vz]``), charge ``q``, mass ``m``.
+* ``accelerations``  ``[S, n, D]`` float32, the exact acceleration of each particle.
+* ``sim_ids``        ``[S]`` int64, which simulation (trajectory) a snapshot belongs to.
+* ``times``          ``[S]`` float32, the snapshot's time within its simulation.
+* ``meta``           :class:`DatasetMeta` (law, sizes, integration settings, seed, ...).
+
+Files are ``.npz`` with those four arrays plus ``meta`` (a JSON string); they are
+written atomically and checked on load (missing arrays, shapes, NaN/inf, unknown
+law, newer format version, truncated file), each with an error that names the
+problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._io import atomic_write
+from .errors import DatasetError
+from .laws import LAWS
+
+if TYPE_CHECKING:  # torch is imported lazily: the dataset alone does not need it
+    import torch
+
+FORMAT_VERSION = 1
+ARRAYS = ("nodes", "accelerations", "sim_ids", "times")
+SPATIAL = ("x", "y", "z")
+
+
+def node_feature_names(dim: int) -> list[str]:
+    """Names of the node feature columns for ``dim`` dimensions (DESIGN.md order)."""
+    axes = list(SPATIAL[:dim])
+    return axes + [f"v{a}" for a in axes] + ["q", "m"]
+
+
+@dataclass
+class DatasetMeta:
+    """Metadata stored with every dataset.
+
+    Attributes:
+        law: force-law name (see :mod:`eqlgn.laws`), or ``None`` for data of unknown law.
+        dim: spatial dimension, 2 or 3.
+        n_particles: particles per graph.
+        dt: integration step of the simulator (``None`` when not simulated).
+        softening: ``eps`` in ``r + eps`` inside the potential.
+        softened: whether the law's potential was actually softened.
+        seed: random seed of the simulation.
+        steps: integration steps per simulation.
+        save_every: a snapshot is kept every ``save_every`` steps.
+        sims: number of simulations.
+        integrator: how the trajectories were integrated.
+        charge_choices: charges drawn uniformly from these values.
+        feature_names: names of the ``F`` node feature columns.
+        pruned: snapshots removed by IQR pruning so far.
+        format_version: dataset file format version.
+    """
+
+    law: str | None
+    dim: int
+    n_particles: int
+    dt: float | None = None
+    softening: float = 0.01
+    softened: bool = False
+    seed: int | None = None
+    steps: int | None = None
+    save_every: int | None = None
+    sims: int | None = None
+    integrator: str = "velocity-verlet"
+    charge_choices: list[float] = field(default_factory=lambda: [-1.0, 1.0])
+    feature_names: list[str] = field(default_factory=list)
+    pruned: int = 0
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.feature_names and self.dim in (2, 3):
+            self.feature_names = node_feature_names(self.dim)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DatasetMeta:
+        """Build from a parsed JSON dict, ignoring keys this version does not know."""
+        known = {f.name for f in fields(cls)}
+        missing = {"law", "dim", "n_particles"} - set(raw)
+        if missing:
+            raise DatasetError(f"dataset metadata lacks {sorted(missing)}; re-create the file")
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+@dataclass
+class GraphBatch:
+    """A batch of ``B`` complete graphs of the same size, as tensors on one device.
+
+    Attributes:
+        nodes: ``[B, n, F]`` node features (see module docstring for the order).
+        accelerations: ``[B, n, D]`` targets.
+    """
+
+    nodes: torch.Tensor
+    accelerations: torch.Tensor
+
+
+@dataclass
+class ParticleDataset:
+    """Graph snapshots with exact accelerations; see the module docstring for shapes."""
+
+    nodes: np.ndarray
+    accelerations: np.ndarray
+    sim_ids: np.ndarray
+    times: np.ndarray
+    meta: DatasetMeta
+
+    def __post_init__(self) -> None:
+        self.nodes = np.ascontiguousarray(self.nodes, dtype=np.float32)
+        self.accelerations = np.ascontiguousarray(self.accelerations, dtype=np.float32)
+        self.sim_ids = np.asarray(self.sim_ids, dtype=np.int64)
+        self.times = np.asarray(self.times, dtype=np.float32)
+        self.validate()
+
+    # ------------------------------------------------------------------ contract
+    def validate(self) -> None:
+        """Check shapes, dtypes, finiteness and metadata; raise DatasetError naming the fault."""
+        meta = self.meta
+        if meta.format_version > FORMAT_VERSION:
+            raise DatasetError(
+                f"dataset format version {meta.format_version} is newer than this eqlgn "
+                f"understands ({FORMAT_VERSION}); upgrade eqlgn"
+            )
+        if meta.law is not None and meta.law not in LAWS:
+            raise DatasetError(
+                f"dataset names unknown force law {meta.law!r}; valid: {', '.join(sorted(LAWS))}"
+            )
+        if meta.dim not in (2, 3):
+            raise DatasetError(f"dataset dim must be 2 or 3, got {meta.dim}")
+        if meta.n_particles < 2:
+            raise DatasetError(f"dataset needs at least 2 particles per graph, got {meta.n_particles}")
+        s, n, d = len(self.nodes), meta.n_particles, meta.dim
+        expected = {
+            "nodes": (s, n, 2 * d + 2),
+            "accelerations": (s, n, d),
+            "sim_ids": (s,),
+            "times": (s,),
+        }
+        for name, shape in expected.items():
+            actual = getattr(self, name).shape
+            if actual != shape:
+                raise DatasetError(
+                    f"array {name!r} has shape {actual}, expected {shape} "
+                    f"(S={s} snapshots, n={n}, D={d} from the metadata)"
+                )
+        if len(meta.feature_names) != 2 * d + 2:
+            raise DatasetError(f"metadata lists {len(meta.feature_names)} feature names, expected {2 * d + 2}")
+        for name in ("nodes", "accelerations", "times"):
+            bad = ~np.isfinite(getattr(self, name))
+            if bad.any():
+                first = np.argwhere(bad)[0]
+                raise DatasetError(
+                    f"array {name!r} holds {int(bad.sum())} NaN/inf values (first at index "
+                    f"{tuple(int(i) for i in first)}); clean the data or re-simulate"
+                )
+        if s and (self.masses <= 0).any():
+            raise DatasetError("masses (last node feature) must be positive")
+
+    # ---------------------------------------------------------------- accessors
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def dim(self) -> int:
+        return self.meta.dim
+
+    @property
+    def n_particles(self) -> int:
+        return self.meta.n_particles
+
+    @property
+    def positions(self) -> np.ndarray:
+        """``[S, n, D]`` positions."""
+        return self.nodes[..., : self.dim]
+
+    @property
+    def velocities(self) -> np.ndarray:
+        """``[S, n, D]`` velocities."""
+        return self.nodes[..., self.dim : 2 * self.dim]
+
+    @property
+    def charges(self) -> np.ndarray:
+        """``[S, n]`` charges."""
+        return self.nodes[..., 2 * self.dim]
+
+    @property
+    def masses(self) -> np.ndarray:
+        """``[S, n]`` masses."""
+        return self.nodes[..., 2 * self.dim + 1]
+
+    def subset(self, index: np.ndarray) -> ParticleDataset:
+        """Snapshots selected by a boolean mask or an index array (metadata kept)."""
+        return ParticleDataset(
+            self.nodes[index], self.accelerations[index], self.sim_ids[index],
+            self.times[index], replace(self.meta),
+        )
+
+    def summary(self) -> str:
+        """A few human-readable lines describing the dataset."""
+        acc = np.linalg.norm(self.accelerations, axis=-1)
+        meta = self.meta
+        lines = [
+            f"ParticleDataset: law={meta.law} dim={meta.dim} n={meta.n_particles} "
+            f"snapshots={len(self)} simulations={len(np.unique(self.sim_ids))}",
+            f"  features: {', '.join(meta.feature_names)}",
+            f"  dt={meta.dt} steps={meta.steps} save_every={meta.save_every} "
+            f"softening={meta.softening if meta.softened else 'none'} seed={meta.seed} "
+            f"integrator={meta.integrator}",
+        ]
+        if len(self):
+            q = np.percentile(acc, [50, 99, 100])
+            lines.append(f"  |acceleration|: median {q[0]:.3g}, 99% {q[1]:.3g}, max {q[2]:.3g}")
+        if meta.pruned:
+            lines.append(f"  pruned outlier snapshots: {meta.pruned}")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------------- I/O
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the dataset to ``path`` (``.npz``) atomically."""
+        meta = json.dumps(asdict(self.meta))
+
+        def write(handle):
+            np.savez(handle, nodes=self.nodes, accelerations=self.accelerations,
+                     sim_ids=self.sim_ids, times=self.times, meta=np.array(meta))
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ParticleDataset:
+        """Read and validate a dataset file; every fault raises DatasetError naming it."""
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f"dataset file {str(path)!r} does not exist")
+        try:
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+                missing = [name for name in (*ARRAYS, "meta") if name not in archive.files]
+                if missing:
+                    raise DatasetError(
+                        f"{path}: missing array(s) {missing}; is this an eqlgn dataset? "
+                        f"(it holds {sorted(archive.files)})"
+                    )
+                arrays = {name: archive[name] for name in ARRAYS}
+                raw_meta = str(archive["meta"])
+        except DatasetError:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+            raise DatasetError(
+                f"{path}: cannot read as .npz ({type(exc).__name__}: {exc}); the file is "
+                "truncated or not a dataset: re-create it"
+            ) from exc
+        try:
+            meta = DatasetMeta.from_dict(json.loads(raw_meta))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise DatasetError(f"{path}: metadata is not valid JSON ({exc})") from exc
+        for name in ("nodes", "accelerations", "times"):
+            if not np.issubdtype(arrays[name].dtype, np.number):
+                raise DatasetError(f"{path}: array {name!r} is not numeric ({arrays[name].dtype})")
+        if not np.issubdtype(arrays["sim_ids"].dtype, np.integer):
+            raise DatasetError(f"{path}: array 'sim_ids' must hold integers, not {arrays['sim_ids'].dtype}")
+        try:
+            return cls(meta=meta, **arrays)
+        except DatasetError as exc:
+            raise DatasetError(f"{path}: {exc}") from None
+
+    # ------------------------------------------------------------ preprocessing
+    def prune_outliers(self, whisker: float = 1.5) -> tuple[ParticleDataset, int]:
+        """Drop snapshots whose largest acceleration lies outside the IQR whiskers.
+
+        The statistic per snapshot is the largest acceleration norm over its particles;
+        snapshots above ``Q3 + whisker * IQR`` or below ``Q1 - whisker * IQR`` (quartiles
+        over all snapshots) are dropped, as the 2024 reproduction of Cranmer et al. did
+        to tame close encounters of the singular laws.
+
+        Returns:
+            The pruned dataset and the number of snapshots dropped.
+        """
+        if whisker <= 0:
+            raise DatasetError(f"whisker must be positive, got {whisker}")
+        stat = np.linalg.norm(self.accelerations, axis=-1).max(axis=-1)
+        q1, q3 = np.percentile(stat, [25, 75])
+        iqr = q3 - q1
+        keep = (stat >= q1 - whisker * iqr) & (stat <= q3 + whisker * iqr)
+        dropped = int((~keep).sum())
+        pruned = self.subset(keep)
+        pruned.meta.pruned = self.meta.pruned + dropped
+        return pruned, dropped
+
+    def split(
+        self, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
+    ) -> tuple[ParticleDataset, ParticleDataset, ParticleDataset]:
+        """Train/validation/test split **by simulation**: one trajectory never straddles splits.
+
+        Args:
+            fractions: shares of simulations for train, validation and test (sum to 1).
+            seed: seed of the shuffle of simulation ids.
+        """
+        if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+            raise DatasetError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+        sims = np.unique(self.sim_ids)
+        if len(sims) < 3:
+            raise DatasetError(f"need at least 3 simulations to split, dataset has {len(sims)}")
+        sims = np.random.default_rng(seed).permutation(sims)
+        n_train = max(1, int(round(fractions[0] * len(sims))))
+        n_val = max(1, int(round(fractions[1] * len(sims)))) if fractions[1] > 0 else 0
+        n_train = min(n_train, len(sims) - n_val - (1 if fractions[2] > 0 else 0))
+        groups = (sims[:n_train], sims[n_train : n_train + n_val], sims[n_train + n_val :])
+        return tuple(self.subset(np.isin(self.sim_ids, g)) for g in groups)  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ batches
+    def tensors(self, device: str | torch.device = "cpu") -> GraphBatch:
+        """The whole dataset as one :class:`GraphBatch` on ``device`` (float32)."""
+        import torch
+
+        return GraphBatch(
+            torch.as_tensor(self.nodes, device=device),
+            torch.as_tensor(self.accelerations, device=device),
+        )
+
+    def batches(
+        self,
+        batch_size: int,
+        device: str | torch.device = "cpu",
+        shuffle: bool = True,
+        seed: int = 0,
+        augment: float = 0.0,
+    ) -> Iterator[GraphBatch]:
+        """Iterate over the dataset in batches of whole graphs, as tensors on ``device``.
+
+        The data move to the device once; each batch is an index slice (no per-graph
+        Python work). See :func:`iterate_batches` for the arguments.
+        """
+        return iterate_batches(self.tensors(device), batch_size, shuffle, seed, augment, self.dim)
+
+
+def iterate_batches(
+    data: GraphBatch,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    augment: float = 0.0,
+    dim: int | None = None,
+) -> Iterator[GraphBatch]:
+    """Yield batches of graphs from tensors that already sit on their device.
+
+    Args:
+        data: all graphs, ``nodes [S, n, F]`` and ``accelerations [S, n, D]``.
+        batch_size: graphs per batch (the last batch may be smaller).
+        shuffle: draw a random order (``torch.Generator`` seeded with ``seed``).
+        seed: seed for the order and the augmentation, so epochs are reproducible.
+        augment: standard deviation of one random translation per graph added to the
+            positions (Cranmer et al. add such a shift); 0 disables it.
+        dim: spatial dimension (defaults to the acceleration width).
+    """
+    import torch
+
+    if batch_size <= 0:
+        raise DatasetError(f"batch_size must be positive, got {batch_size}")
+    count = data.nodes.shape[0]
+    dim = dim or data.accelerations.shape[-1]
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
+    order = order.to(data.nodes.device)
+    for start in range(0, count, batch_size):
+        index = order[start : start + batch_size]
+        nodes = data.nodes[index]
+        if augment > 0:
+            shift = torch.randn(len(index), 1, dim, generator=generator) * augment
+            nodes = nodes.clone()
+            nodes[..., :dim] += shift.to(nodes.device)
+        yield GraphBatch(nodes, data.accelerations[index])
+
+
+def load_dataset(path: str | os.PathLike) -> ParticleDataset:
+    """Read and validate an eqlgn dataset file (see :meth:`ParticleDataset.load`)."""
+    return ParticleDataset.load(path)
