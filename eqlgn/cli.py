@@ -28,7 +28,7 @@ def _float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _add_simulation_flags(p: argparse.ArgumentParser) -> None:
+def _add_simulation_flags(p: argparse.ArgumentParser, steps_flag: str = "--steps") -> None:
     from .laws import LAWS
 
     p.add_argument("--law", default="spring", help=f"force law: {', '.join(LAWS)} (default spring)")
@@ -36,12 +36,70 @@ def _add_simulation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=4, help="particles per simulation (default 4)")
     p.add_argument("--sims", type=int, default=1000, help="number of simulations (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--steps", type=int, default=500, help="integration steps (default 500)")
+    p.add_argument(steps_flag, dest="sim_steps", type=int, default=500,
+                   help="integration steps per simulation (default 500)")
     p.add_argument("--save-every", type=int, default=5, help="keep every k-th step (default 5)")
     p.add_argument("--dt", type=float, default=None, help="step size (default: the law's)")
     p.add_argument("--softening", type=float, default=0.01, help="r + eps softening (default 0.01)")
     p.add_argument("--charges", type=_float_list, default=[-1.0, 1.0],
                    help="comma-separated charge values drawn uniformly (default -1,1)")
+
+
+def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per dataclass field (``max_lr`` -> ``--max-lr``), typed from the hints."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    docs = _attribute_docs(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.name == "extra":
+            continue
+        kind = hints[f.name]
+        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        if base not in (int, float, str):
+            continue
+        default = getattr(defaults, f.name)
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=base, default=default,
+                       help=f"{docs.get(f.name, '')} (default {default})")
+
+
+def _attribute_docs(cls) -> dict[str, str]:
+    """First line of each entry of the class docstring's ``Attributes:`` section."""
+    import re
+
+    docs: dict[str, str] = {}
+    for match in re.finditer(r"^\s{8}(\w+): (.+)$", cls.__doc__ or "", flags=re.MULTILINE):
+        docs.setdefault(match.group(1), match.group(2).strip().replace("%", "%%"))
+    return docs
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    _add_simulation_flags(p, steps_flag="--sim-steps")
+    _add_dataclass_flags(p, TrainConfig, skip=("seed",))
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--cache-dir", default="data/cache", help="dataset cache (default data/cache)")
+    p.add_argument("--prune-outliers", action="store_true", help="IQR-prune extreme accelerations")
+    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _configs(args: argparse.Namespace):
+    """SimulationConfig and TrainConfig from parsed flags (one ``--seed`` for both)."""
+    import dataclasses
+
+    from .simulator import SimulationConfig
+    from .train import TrainConfig
+
+    sim = SimulationConfig(law=args.law, dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,
+                           save_every=args.save_every, dt=args.dt, softening=args.softening,
+                           charge_choices=args.charges, seed=args.seed)
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
+    train = TrainConfig(**{k: getattr(args, k) for k in names if hasattr(args, k)})
+    return sim, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="dataset .npz")
     p.set_defaults(func=_cmd_info)
 
+    p = sub.add_parser("train", help="simulate (or reuse) data and train a GN into a run directory")
+    _add_train_flags(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("analyze", help="analyse the messages of a trained run; write figures")
+    p.add_argument("run", help="run directory written by 'eqlgn train'")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=_cmd_analyze)
+
     p = sub.add_parser("bench", help="print throughput benchmarks")
     p.add_argument("what", nargs="?", default="simulate", choices=["simulate"],
                    help="what to benchmark (default simulate)")
@@ -74,7 +141,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import simulate
 
     data = simulate(
-        args.law, args.dim, args.n, args.sims, args.seed, steps=args.steps,
+        args.law, args.dim, args.n, args.sims, args.seed, steps=args.sim_steps,
         save_every=args.save_every, dt=args.dt, softening=args.softening,
         charge_choices=args.charges, progress=False if args.no_progress else None,
     )
@@ -84,6 +151,28 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     path = data.save(args.out)
     print(data.summary())
     print(f"saved {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline import train_run
+
+    sim, config = _configs(args)
+    trained = train_run(sim, config, args.out, cache_dir=args.cache_dir,
+                        prune_outliers=args.prune_outliers, resume=args.resume,
+                        progress=False if args.no_progress else None)
+    last = trained.history[-1]
+    print(f"trained {config.variant} GN: epochs={last['epoch']} steps={last['step']} "
+          f"train MAE={last['train_loss']:.4g} val MAE={last.get('val_loss', float('nan')):.4g}")
+    print(f"saved {args.out}")
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .pipeline import analyze_run
+
+    analysis = analyze_run(args.run, figures=not args.no_figures)
+    print(analysis.report())
     return 0
 
 

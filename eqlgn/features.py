@@ -1,0 +1,99 @@
+"""Edge inputs built from receiver (1) and sender (2) node features.
+
+Two kinds (``features=``):
+
+* ``raw`` — the concatenation ``[x1, x2]`` of both node feature vectors (Cranmer et al.).
+* ``relative`` — named physical inputs from the DESIGN.md vocabulary, computed per edge:
+  ``dx dy dz`` (``x1 - x2``), ``r``, ``inv_r`` (1/r), ``inv_r2`` (1/r²), ``inv_r3`` (1/r³),
+  ``m1 m2 q1 q2``, ``inv_m1`` (1/m1), and the raw coordinates ``x1 ... vz2`` if wanted.
+
+The inverse powers use ``max(r, r_min)`` so a close encounter cannot produce an infinite
+input; ``r_min`` (default 1e-2, the simulator's softening) is saved with the run.
+:data:`DERIVED` maps each derived name to its SymPy form over the base symbols, so an
+equation read from an EQL over these inputs is written back in ``dx, dy, r, m1, ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy
+import torch
+
+from .errors import ConfigError
+
+_BASE = {"x": 0, "y": 1, "z": 2}
+DERIVED_NAMES = ("r", "inv_r", "inv_r2", "inv_r3", "inv_m1")
+
+
+def default_relative_inputs(dim: int) -> list[str]:
+    """The one input set used for every law (see docs/method.md for why)."""
+    spatial = ["dx", "dy", "dz"][:dim]
+    return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2"]
+
+
+def _symbols() -> dict[str, sympy.Symbol]:
+    names = "x1 y1 z1 vx1 vy1 vz1 q1 m1 x2 y2 z2 vx2 vy2 vz2 q2 m2 dx dy dz r".split()
+    return {n: sympy.Symbol(n) for n in names}
+
+
+SYMBOLS = _symbols()
+_r = SYMBOLS["r"]
+DERIVED: dict[str, sympy.Expr] = {
+    "inv_r": 1 / _r, "inv_r2": _r**-2, "inv_r3": _r**-3, "inv_m1": 1 / SYMBOLS["m1"],
+}
+
+
+def vocabulary(dim: int) -> list[str]:
+    """Every name a ``relative`` input may use for ``dim`` dimensions."""
+    axes = list(_BASE)[:dim]
+    per_node = axes + [f"v{a}" for a in axes] + ["q", "m"]
+    nodes = [f"{f}{i}" for i in (1, 2) for f in per_node]
+    return [f"d{a}" for a in axes] + list(DERIVED_NAMES) + nodes
+
+
+def check_inputs(names: Sequence[str], dim: int) -> list[str]:
+    """Validate a list of relative input names; raise ConfigError naming the bad one."""
+    valid = vocabulary(dim)
+    names = list(names)
+    if not names:
+        raise ConfigError("the relative input list is empty")
+    for name in names:
+        if name not in valid:
+            from .errors import unknown_name
+
+            raise unknown_name(f"edge input for {dim}D", name, valid)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"edge inputs repeat a name: {names}")
+    return names
+
+
+def input_symbol(name: str) -> sympy.Expr:
+    """SymPy form of one input over the base vocabulary (``inv_r`` -> ``1/r``)."""
+    return DERIVED.get(name, SYMBOLS.get(name, sympy.Symbol(name)))
+
+
+def relative_features(receiver: torch.Tensor, sender: torch.Tensor, names: Sequence[str], dim: int,
+                      r_min: float = 1e-2) -> torch.Tensor:
+    """Per-edge inputs ``[..., len(names)]`` from node features ``[..., 2D+2]`` of 1 and 2."""
+    dx = receiver[..., :dim] - sender[..., :dim]
+    r = dx.pow(2).sum(-1).sqrt()
+    r_safe = r.clamp_min(r_min)
+    q_col, m_col = 2 * dim, 2 * dim + 1
+    cache = {"r": r, "inv_r": 1 / r_safe, "inv_r2": r_safe.pow(-2), "inv_r3": r_safe.pow(-3),
+             "inv_m1": 1 / receiver[..., m_col]}
+    axes = list(_BASE)[:dim]
+    columns = []
+    for name in names:
+        if name in cache:
+            columns.append(cache[name])
+        elif name[0] == "d" and name[1:] in axes:
+            columns.append(dx[..., _BASE[name[1:]]])
+        else:
+            node = receiver if name[-1] == "1" else sender
+            base = name[:-1]
+            index = {"q": q_col, "m": m_col}.get(base)
+            if index is None:
+                index = _BASE[base[-1]] + (dim if base.startswith("v") else 0)
+            columns.append(node[..., index])
+    return torch.stack(columns, dim=-1)

@@ -1,0 +1,89 @@
+"""Matplotlib figures: message sparsity, message-vs-force scatter, loss curves.
+
+Every function writes a PNG (atomically) and returns its path; the Agg backend is used,
+so no display is needed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write
+from .analysis import MessageAnalysis, MessageSample, linear_fit_r2
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    _figure().close(fig)
+    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def plot_sparsity(analysis: MessageAnalysis, path: str | os.PathLike, title: str = "") -> Path:
+    """Bar chart of the spread of the 15 most significant message components (log scale)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    k = len(analysis.components)
+    colors = ["tab:red" if i < k else "tab:gray" for i in range(len(analysis.spread))]
+    ax.bar(range(len(analysis.spread)), analysis.spread, color=colors)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(analysis.spread)), [str(c) for c in analysis.ranking], fontsize=7)
+    ax.set_xlabel("message component (ranked)")
+    ax.set_ylabel("std" if analysis.criterion == "std" else "mean KL")
+    ax.set_title(title or f"message sparsity (ratio {analysis.sparsity_ratio:.3g})")
+    return _save(fig, path)
+
+
+def plot_message_scatter(sample: MessageSample, analysis: MessageAnalysis, path: str | os.PathLike,
+                         max_points: int = 3000) -> Path:
+    """Each significant message component against its best linear fit of the true force."""
+    plt = _figure()
+    target = sample.force if analysis.target == "F" else sample.force / sample.m1[:, None]
+    k = len(analysis.components)
+    fig, axes = plt.subplots(1, k, figsize=(3.6 * k, 3.4), squeeze=False)
+    pick = np.random.default_rng(0).choice(len(target), size=min(max_points, len(target)), replace=False)
+    for ax, comp, r2 in zip(axes[0], analysis.components, analysis.r2):
+        y = sample.messages[:, comp]
+        _, coef = linear_fit_r2(y, target)
+        fitted = target @ coef[:-1] + coef[-1]
+        ax.scatter(fitted[pick], y[pick], s=3, alpha=0.4)
+        lo, hi = np.percentile(fitted, [1, 99])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(*np.percentile(y, [1, 99]))
+        ax.set_xlabel(f"linear fit of {analysis.target}")
+        ax.set_ylabel(f"message {comp}")
+        ax.set_title(f"R² = {r2:.3f}")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_loss_curves(histories: dict[str, list[dict]], path: str | os.PathLike, title: str = "") -> Path:
+    """Training (solid) and validation (dashed) MAE per epoch, one colour per run."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, (name, history) in enumerate(histories.items()):
+        color = f"C{i}"
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], color=color, label=f"{name} train")
+        if history and "val_loss" in history[0]:
+            ax.plot(epochs, [h["val_loss"] for h in history], "--", color=color, label=f"{name} val")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MAE of accelerations")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -1,0 +1,131 @@
+"""Trainer: schedules, each variant learns, resume equals an uninterrupted run, analysis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import eqlgn
+from eqlgn.errors import ConfigError, EqlgnError
+from eqlgn.train import TrainConfig, TrainedModel, build_model, fit, l1_coefficient, training_loss
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [("constant", (0.01, 0.01, 0.01)), ("linear", (0.01, 0.055, 0.1)), ("triangle", (0.01, 0.1, 0.01))],
+)
+def test_schedules_at_start_middle_end(schedule, expected):
+    got = tuple(l1_coefficient(schedule, t, 0.01, 0.1) for t in (0.0, 0.5, 1.0))
+    assert got == pytest.approx(expected)
+    with pytest.raises(ConfigError, match="did you mean 'linear'"):
+        l1_coefficient("linar", 0.5)
+
+
+def small_config(**kw) -> TrainConfig:
+    base = dict(hidden=32, layers=2, message_dim=16, batch_size=32, device="cpu", augment=0.0)
+    return TrainConfig(**(base | kw))
+
+
+@pytest.mark.parametrize("variant", ["standard", "bottleneck", "l1", "kl"])
+def test_each_variant_loss_falls(small_spring, variant):
+    """The variant's full objective (data + message regulariser) falls on held-out graphs."""
+    train, val, _ = small_spring.split(seed=0)
+    config = small_config(variant=variant, steps=200, max_lr=3e-3)
+    batch = val.tensors("cpu")
+
+    def objective(model):
+        model.train()  # the KL variant samples its messages, as in training
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return training_loss(model, batch, config, 0, 200)[0].item()
+
+    before = objective(build_model(config, 6, 2))
+    after = objective(fit(train, config, progress=False).model)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_resume_after_stop_gives_the_same_weights(small_spring, tmp_path):
+    train, val, _ = small_spring.split(seed=0)
+    config = small_config(variant="kl", epochs=4, batch_size=256, augment=3.0)  # KL: RNG in the loop
+    full = fit(train, config, val=val, out=tmp_path / "full", progress=False)
+    again = fit(train, config, val=val, progress=False)
+    for a, b in zip(full.model.state_dict().values(), again.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # determinism on CPU
+    killed_dir = tmp_path / "killed"
+    _train_until_epoch(train, val, config, killed_dir, stop_epoch=2)
+    assert torch.load(killed_dir / "checkpoint.pt", weights_only=False)["epoch"] == 2
+    resumed = fit(train, config, val=val, out=killed_dir, resume=True, progress=False)
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert len((killed_dir / "train_log.jsonl").read_text().splitlines()) == 4
+
+
+class _Stop(Exception):
+    pass
+
+
+def _train_until_epoch(train, val, config, out, stop_epoch):
+    """Run fit and raise out of it right after the checkpoint of ``stop_epoch`` is written."""
+    import eqlgn.train as T
+
+    original = T._save_checkpoint
+
+    def save_then_maybe_stop(path, model, optimizer, scheduler, epoch, *args):
+        original(path, model, optimizer, scheduler, epoch, *args)
+        if epoch == stop_epoch:
+            raise _Stop
+
+    T._save_checkpoint = save_then_maybe_stop
+    try:
+        with pytest.raises(_Stop):
+            fit(train, config, val=val, out=out, progress=False)
+    finally:
+        T._save_checkpoint = original
+
+
+def test_corrupt_checkpoint_is_reported(small_spring, tmp_path):
+    train, val, _ = small_spring.split(seed=0)
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(EqlgnError, match="corrupt or not an eqlgn checkpoint"):
+        fit(train, small_config(steps=2), out=tmp_path, resume=True, progress=False)
+
+
+def test_model_save_load_round_trip(small_spring, tmp_path):
+    trained = fit(small_spring, small_config(steps=3), progress=False)
+    trained.save(tmp_path / "m.pt")
+    back = TrainedModel.load(tmp_path / "m.pt")
+    nodes = torch.as_tensor(small_spring.nodes[:5])
+    torch.testing.assert_close(back.model(nodes).accelerations, trained.model(nodes).accelerations)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"variant": "l2"}, "unknown variant 'l2'"), ({"batch_size": 0}, "batch_size must be positive"),
+     ({"schedule": "cosine"}, "unknown L1 schedule"), ({"aggregation": "mean"}, "unknown aggregation")],
+)
+def test_bad_train_config(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_analysis_finds_planted_sparse_linear_messages():
+    """Messages built by hand as a linear map of the true force plus tiny noise components."""
+    from eqlgn.analysis import MessageSample, analyze_messages
+
+    rng = np.random.default_rng(0)
+    data = eqlgn.simulate("spring", 2, 4, 5, seed=0, steps=50, progress=False)
+    law = eqlgn.get_law("spring")
+    receiver = rng.normal(size=(2000, 6))
+    sender = rng.normal(size=(2000, 6))
+    receiver[:, 5] = sender[:, 5] = 1.0
+    force = law.force(receiver[:, :2] - sender[:, :2], 1.0, 1.0, 0.0, 0.0)
+    messages = rng.normal(scale=1e-3, size=(2000, 10))
+    messages[:, 3] = 2 * force[:, 0] - force[:, 1] + 0.5
+    messages[:, 7] = 0.3 * force[:, 1]
+    analysis = analyze_messages(MessageSample(messages, None, receiver, sender, force, 2))
+    assert sorted(analysis.components) == [3, 7]
+    assert min(analysis.r2) > 0.999
+    assert analysis.sparsity_ratio > 100
+    assert data.dim == 2
