@@ -31,6 +31,24 @@ _EXPORTS = {
     "simulate": "simulator",
     "SimulationConfig": "simulator",
     "total_energy": "simulator",
+    # models and training
+    "EQL": "eql",
+    "GN": "models",
+    "MLPEdge": "models",
+    "EQLEdge": "models",
+    "TrainConfig": "train",
+    "TrainedModel": "train",
+    "fit": "train",
+    "recommended_config": "train",
+    # reading the law
+    "analyze": "analysis",
+    "MessageAnalysis": "analysis",
+    "extract": "extraction",
+    "Equations": "extraction",
+    "judge": "judging",
+    "Verdict": "judging",
+    "parse_equation": "equations",
+    "run": "pipeline",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

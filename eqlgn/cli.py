@@ -61,7 +61,7 @@ def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] 
         if base not in (int, float, str):
             continue
         default = getattr(defaults, f.name)
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=base, default=default,
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=base, default=None,
                        help=f"{docs.get(f.name, '')} (default {default})")
 
 
@@ -75,30 +75,38 @@ def _attribute_docs(cls) -> dict[str, str]:
     return docs
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
+def _add_train_flags(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     from .train import TrainConfig
 
     _add_simulation_flags(p, steps_flag="--sim-steps")
     _add_dataclass_flags(p, TrainConfig, skip=("seed",))
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--out", required=out_required, default=None,
+                   help="run directory" + ("" if out_required else " (default runs/LAW-Dd-nN-EDGE-seedS)"))
     p.add_argument("--cache-dir", default="data/cache", help="dataset cache (default data/cache)")
-    p.add_argument("--prune-outliers", action="store_true", help="IQR-prune extreme accelerations")
+    p.add_argument("--prune-outliers", action=argparse.BooleanOptionalAction, default=None,
+                   help="IQR-prune snapshots with extreme accelerations (default: on for run, off for train)")
     p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _configs(args: argparse.Namespace):
-    """SimulationConfig and TrainConfig from parsed flags (one ``--seed`` for both)."""
+def _configs(args: argparse.Namespace, default_edge: str | None = None):
+    """SimulationConfig and TrainConfig from parsed flags (one ``--seed`` for both).
+
+    With ``default_edge`` the flags override :func:`eqlgn.train.recommended_config` of the
+    chosen edge model; without, they override :class:`TrainConfig`'s defaults.
+    """
     import dataclasses
 
     from .simulator import SimulationConfig
-    from .train import TrainConfig
+    from .train import TrainConfig, recommended_config
 
     sim = SimulationConfig(law=args.law, dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,
                            save_every=args.save_every, dt=args.dt, softening=args.softening,
                            charge_choices=args.charges, seed=args.seed)
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
-    train = TrainConfig(**{k: getattr(args, k) for k in names if hasattr(args, k)})
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra", "seed"}
+    given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    base = recommended_config(given.get("edge", default_edge)) if default_edge else None
+    train = dataclasses.replace(base, seed=args.seed, **given) if base else TrainConfig(seed=args.seed, **given)
     return sim, train
 
 
@@ -123,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="simulate (or reuse) data and train a GN into a run directory")
     _add_train_flags(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("run", help="simulate -> train -> extract -> judge; write result.json")
+    _add_train_flags(p, out_required=False)
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("analyze", help="analyse the messages of a trained run; write figures")
     p.add_argument("run", help="run directory written by 'eqlgn train'")
@@ -159,12 +171,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     sim, config = _configs(args)
     trained = train_run(sim, config, args.out, cache_dir=args.cache_dir,
-                        prune_outliers=args.prune_outliers, resume=args.resume,
+                        prune_outliers=bool(args.prune_outliers), resume=args.resume,
                         progress=False if args.no_progress else None)
     last = trained.history[-1]
     print(f"trained {config.variant} GN: epochs={last['epoch']} steps={last['step']} "
           f"train MAE={last['train_loss']:.4g} val MAE={last.get('val_loss', float('nan')):.4g}")
     print(f"saved {args.out}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import format_result, run
+
+    sim, config = _configs(args, default_edge="eql")
+    result = run(sim.law, sim.dim, sim.n, config.edge, args.seed, out=args.out, sims=sim.sims,
+                 train=config, prune_outliers=True if args.prune_outliers is None else args.prune_outliers,
+                 cache_dir=args.cache_dir, resume=args.resume, progress=False if args.no_progress else None)
+    print(format_result(result))
     return 0
 
 

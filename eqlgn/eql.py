@@ -34,6 +34,7 @@ import sympy
 import torch
 from torch import nn
 
+from .equations import GuardedDivision
 from .errors import ConfigError, unknown_name
 
 UNIT_TYPES = ("identity", "product", "square", "sin", "division", "constant")
@@ -162,7 +163,7 @@ class EQLLayer(nn.Module):
                 out += [sympy.sin(a) for a in part]
             else:  # division: a / b where b exceeds θ, else 0 (as in the forward pass)
                 theta = sympy.Float(self.division_threshold)
-                out += [sympy.Piecewise((a / b, b > theta), (0, True)) if b != 0 else sympy.Integer(0)
+                out += [GuardedDivision(a, b, theta) if b != 0 else sympy.Integer(0)
                         for a, b in zip(part[:count], part[count:])]
         return out
 

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import sympy
 import torch
 
-from .errors import ConfigError
+from .equations import SYMBOLS
+from .errors import ConfigError, unknown_name
 
 _BASE = {"x": 0, "y": 1, "z": 2}
 DERIVED_NAMES = ("r", "inv_r", "inv_r2", "inv_r3", "inv_m1")
@@ -32,12 +33,6 @@ def default_relative_inputs(dim: int) -> list[str]:
     return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2"]
 
 
-def _symbols() -> dict[str, sympy.Symbol]:
-    names = "x1 y1 z1 vx1 vy1 vz1 q1 m1 x2 y2 z2 vx2 vy2 vz2 q2 m2 dx dy dz r".split()
-    return {n: sympy.Symbol(n) for n in names}
-
-
-SYMBOLS = _symbols()
 _r = SYMBOLS["r"]
 DERIVED: dict[str, sympy.Expr] = {
     "inv_r": 1 / _r, "inv_r2": _r**-2, "inv_r3": _r**-3, "inv_m1": 1 / SYMBOLS["m1"],
@@ -60,8 +55,6 @@ def check_inputs(names: Sequence[str], dim: int) -> list[str]:
         raise ConfigError("the relative input list is empty")
     for name in names:
         if name not in valid:
-            from .errors import unknown_name
-
             raise unknown_name(f"edge input for {dim}D", name, valid)
     if len(set(names)) != len(names):
         raise ConfigError(f"edge inputs repeat a name: {names}")
@@ -70,7 +63,7 @@ def check_inputs(names: Sequence[str], dim: int) -> list[str]:
 
 def input_symbol(name: str) -> sympy.Expr:
     """SymPy form of one input over the base vocabulary (``inv_r`` -> ``1/r``)."""
-    return DERIVED.get(name, SYMBOLS.get(name, sympy.Symbol(name)))
+    return DERIVED.get(name, SYMBOLS.get(name, sympy.Symbol(name, real=True)))
 
 
 def relative_features(receiver: torch.Tensor, sender: torch.Tensor, names: Sequence[str], dim: int,

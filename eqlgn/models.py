@@ -117,9 +117,14 @@ class EQLEdge(EdgeModel):
         return relative_features(receiver, sender, self.inputs, self.dim, self.r_min)
 
     @torch.no_grad()
-    def set_scales(self, receiver: torch.Tensor, sender: torch.Tensor) -> None:
-        """Scale each input by 1 / median |value| on the given edges (robust to close encounters)."""
-        typical = self.features(receiver, sender).abs().flatten(0, -2).median(dim=0).values
+    def set_scales(self, receiver: torch.Tensor, sender: torch.Tensor, quantile: float = 0.99) -> None:
+        """Scale each input by 1 / (its ``quantile`` of |value|) on the given edges.
+
+        A high quantile keeps 99 % of scaled inputs within [-1, 1] even for heavy-tailed
+        inputs such as 1/r³, so products of inputs cannot explode at initialisation.
+        """
+        values = self.features(receiver, sender).abs().flatten(0, -2)
+        typical = torch.quantile(values, quantile, dim=0)
         self.scales.copy_(1.0 / typical.clamp_min(1e-6))
 
     def forward(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:

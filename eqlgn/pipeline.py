@@ -88,3 +88,102 @@ def analyze_run(out: str | os.PathLike, figures: bool = True) -> MessageAnalysis
         plot_message_scatter(sample, analysis, out / "messages.png")
         plot_loss_curves({trained.config.variant: trained.history}, out / "loss.png", title=name)
     return analysis
+
+
+def run(
+    law: str = "spring",
+    dim: int = 2,
+    n: int = 4,
+    edge: str = "eql",
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    sims: int = 1000,
+    train: TrainConfig | None = None,
+    prune_outliers: bool = True,
+    cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> dict:
+    """Simulate (or reuse data) -> train -> extract -> judge; write ``out/result.json``.
+
+    Args:
+        law, dim, n, sims: the particle system (see :func:`eqlgn.simulate`).
+        edge: ``eql`` (equations read from the weights) or ``mlp`` (messages only until an SR
+            backend is chosen).
+        seed: seeds the simulation, the split and training.
+        out: run directory (default ``runs/{law}-{dim}d-n{n}-{edge}-seed{seed}``).
+        train: training settings (default :func:`eqlgn.train.recommended_config` for ``edge``).
+        prune_outliers: IQR-prune snapshots with extreme accelerations before splitting.
+        cache_dir: dataset cache.
+        resume: continue an interrupted training from the run's checkpoint.
+        progress: show progress bars (default: when stderr is a terminal).
+
+    Returns:
+        The result record (also written to ``out/result.json``, see DESIGN.md).
+    """
+    from .extraction import extract
+    from .judging import judge
+    from .plots import plot_loss_curves, plot_message_scatter, plot_sparsity
+    from .train import evaluate, recommended_config
+
+    config = train or recommended_config(edge, seed=seed)
+    if config.edge != edge:
+        raise EqlgnError(f"edge={edge!r} but the training config says edge={config.edge!r}")
+    out = Path(out or f"runs/{law}-{dim}d-n{n}-{edge}-seed{seed}")
+    sim = SimulationConfig(law=law, dim=dim, n=n, sims=sims, seed=seed)
+    clock = {"start": time.perf_counter()}
+    train_set, val, test = prepare_data(sim, cache_dir, prune_outliers, seed, progress)
+    clock["simulate"] = time.perf_counter()
+    trained = fit(train_set, config, val=val, out=out, resume=resume, progress=progress)
+    trained.save(out / MODEL_FILE)
+    clock["train"] = time.perf_counter()
+    analysis, sample = analyze(trained.model, test)
+    equations, verdict, method = [], None, "none"
+    if edge == "eql":
+        recovered = extract(trained.model, test)
+        equations, method = recovered.strings(), "eql"
+        verdict = judge(recovered.expressions, law, dim).to_dict()
+        verdict["unrotated"] = recovered.unrotated
+        verdict["fidelity"] = recovered.fidelity
+    clock["extract"] = time.perf_counter()
+    device = next(trained.model.parameters()).device
+    result = {
+        "law": law, "dim": dim, "n_particles": n, "edge_model": edge, "method": method, "seed": seed,
+        "equations": equations,
+        "significant_components": analysis.components,
+        "message_std": analysis.spread[: len(analysis.components) + 1],
+        "linear_fit_r2": min(analysis.r2),
+        "sparsity_ratio": analysis.sparsity_ratio,
+        "judge": verdict,
+        "test_loss": evaluate(trained.model, test, device),
+        "seconds": {"simulate": clock["simulate"] - clock["start"],
+                    "train": clock["train"] - clock["simulate"],
+                    "extract": clock["extract"] - clock["train"],
+                    "total": clock["extract"] - clock["start"]},
+        "device": str(device),
+        "config": {"simulation": asdict(sim), "train": asdict(config), "prune_outliers": prune_outliers},
+    }
+    atomic_write_json(out / "result.json", result)
+    title = f"{law} {dim}D n={n}, {edge}"
+    plot_sparsity(analysis, out / "sparsity.png", title=f"message sparsity: {title}")
+    plot_message_scatter(sample, analysis, out / "messages.png")
+    plot_loss_curves({edge: trained.history}, out / "loss.png", title=title)
+    return result
+
+
+def format_result(result: dict) -> str:
+    """The end-of-run summary printed by ``eqlgn run``: equations and the verdict."""
+    lines = [f"{result['law']} {result['dim']}D n={result['n_particles']} edge={result['edge_model']} "
+             f"seed={result['seed']}: test MAE {result['test_loss']:.4g}, "
+             f"{result['seconds']['total']:.0f} s on {result['device']}",
+             f"messages: components {result['significant_components']}, linear-fit R^2 "
+             f"{result['linear_fit_r2']:.4f}, sparsity ratio {result['sparsity_ratio']:.3g}"]
+    for component, equation in zip(result["significant_components"], result["equations"]):
+        lines.append(f"  message {component} = {equation}")
+    verdict = result["judge"]
+    if verdict is not None:
+        state = "RECOVERED" if verdict["passed"] else "NOT recovered"
+        lines.append(f"judge: {state} (out-of-distribution R^2 {[round(v, 4) for v in verdict['ood_r2']]}, "
+                     f"target F/m1^{verdict['k']}, conditioning {verdict['condition']:.3g}"
+                     f"{', unrotated' if verdict.get('unrotated') else ''})")
+    return "\n".join(lines)

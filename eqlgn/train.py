@@ -202,6 +202,24 @@ class TrainedModel:
                    payload["node_features"])
 
 
+EQL_RECOMMENDED: dict[str, Any] = {
+    "edge": "eql", "variant": "l1", "hidden": 128, "layers": 3, "batch_size": 256, "steps": 3000,
+    "max_lr": 3e-3, "r_min": 0.1, "grad_clip": 1.0, "eql_l1": 0.05, "prune_threshold": 0.05,
+}
+
+
+def recommended_config(edge: str = "eql", **overrides: Any) -> TrainConfig:
+    """The one shared configuration per edge model (the same for every law).
+
+    ``mlp`` gives Cranmer et al.'s settings (:class:`TrainConfig` defaults); ``eql`` gives
+    :data:`EQL_RECOMMENDED` (see docs/method.md for how it was chosen).
+    """
+    if edge not in EDGES:
+        raise unknown_name("edge model", edge, EDGES)
+    base = dict(EQL_RECOMMENDED) if edge == "eql" else {"edge": "mlp"}
+    return TrainConfig(**(base | overrides))
+
+
 def build_model(config: TrainConfig, node_features: int, dim: int) -> GN:
     """The GN a config describes (weights initialised from ``config.seed``)."""
     torch.manual_seed(config.seed)

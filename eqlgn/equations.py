@@ -1,0 +1,118 @@
+"""The symbol vocabulary of every equation eqlgn prints or saves, and safe parsing.
+
+Symbols (DESIGN.md): ``x1 y1 z1 vx1 vy1 vz1 q1 m1 x2 y2 z2 vx2 vy2 vz2 q2 m2 dx dy dz r``
+(1 = receiver, 2 = sender, ``dx = x1 - x2``, ``r = |x1 - x2|``).
+
+``sympy.sympify`` evaluates Python, so a string read from a file is parsed only after
+:func:`parse_equation` has checked it holds nothing but numbers, operators, parentheses,
+these symbols and a fixed list of function names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import sympy
+
+from .errors import ConfigError
+
+
+class GuardedDivision(sympy.Function):
+    """EQL÷ division unit ``GuardedDivision(a, b, θ) = a / b`` where ``b > θ``, else 0.
+
+    A named function rather than a ``Piecewise``: nested piecewise expressions make SymPy
+    fold conditions combinatorially, while this stays a small tree. NumPy evaluation goes
+    through :data:`NUMPY_FUNCTIONS`.
+    """
+
+    nargs = 3
+
+
+def _guarded_division_numpy(a, b, theta):
+    valid = np.asarray(b) > theta
+    return np.where(valid, np.asarray(a) / np.where(valid, b, 1.0), 0.0)
+
+
+NUMPY_FUNCTIONS = {"GuardedDivision": _guarded_division_numpy}
+"""Extra modules for ``sympy.lambdify`` so every vocabulary function evaluates with NumPy."""
+
+
+
+SYMBOL_NAMES = tuple("x1 y1 z1 vx1 vy1 vz1 q1 m1 x2 y2 z2 vx2 vy2 vz2 q2 m2 dx dy dz r".split())
+SYMBOLS: dict[str, sympy.Symbol] = {name: sympy.Symbol(name, real=True) for name in SYMBOL_NAMES}
+FUNCTIONS: dict[str, object] = {"sqrt": sympy.sqrt, "exp": sympy.exp, "log": sympy.log,
+                                "sin": sympy.sin, "cos": sympy.cos, "Abs": sympy.Abs, "abs": sympy.Abs,
+                                "GuardedDivision": GuardedDivision}
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_]\w*)|(\*\*|[-+*/^(),]))")
+
+
+def symbol(name: str) -> sympy.Symbol:
+    """The vocabulary symbol ``name`` (real-valued)."""
+    try:
+        return SYMBOLS[name]
+    except KeyError:
+        raise ConfigError(f"{name!r} is not in the symbol vocabulary: {' '.join(SYMBOL_NAMES)}") from None
+
+
+def parse_equation(text: str) -> sympy.Expr:
+    """Parse an equation string safely (only numbers, operators, vocabulary and known functions).
+
+    Raises:
+        ConfigError: naming the first character or name that is not allowed.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(f"an equation must be a string, got {type(text).__name__}")
+    if len(text) > 20000:
+        raise ConfigError("equation string is longer than 20000 characters")
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            if text[position:].strip() == "":
+                break
+            raise ConfigError(f"equation {text[:60]!r} has a character not allowed at position {position}: "
+                              f"{text[position]!r}")
+        name = match.group(2)
+        if name is not None and name not in SYMBOLS and name not in FUNCTIONS:
+            raise ConfigError(f"equation {text[:60]!r} uses {name!r}, which is neither a vocabulary "
+                              f"symbol ({' '.join(SYMBOL_NAMES)}) nor an allowed function")
+        position = match.end()
+    try:
+        return sympy.sympify(text.replace("^", "**"), locals={**SYMBOLS, **FUNCTIONS})
+    except (sympy.SympifyError, SyntaxError, TypeError) as exc:
+        raise ConfigError(f"equation {text[:60]!r} does not parse: {exc}") from None
+
+
+def as_expression(value: sympy.Expr | str) -> sympy.Expr:
+    """A SymPy expression from an expression or a (safely parsed) string."""
+    return parse_equation(value) if isinstance(value, str) else sympy.sympify(value)
+
+
+def to_vocabulary(expr: sympy.Expr) -> sympy.Expr:
+    """Replace any plain ``Symbol('dx')`` by the vocabulary's real symbol of the same name."""
+    swap = {s: SYMBOLS[s.name] for s in expr.free_symbols if s.name in SYMBOLS and s != SYMBOLS[s.name]}
+    return expr.xreplace(swap) if swap else expr
+
+
+def evaluate(exprs: Sequence[sympy.Expr], values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Evaluate expressions with NumPy on arrays of the vocabulary symbols, ``[N, len(exprs)]``."""
+    exprs = [to_vocabulary(as_expression(e)) for e in exprs]
+    used = sorted({s.name for e in exprs for s in e.free_symbols})
+    unknown = [name for name in used if name not in values]
+    if unknown:
+        raise ConfigError(f"cannot evaluate: no values for symbol(s) {unknown}")
+    length = len(next(iter(values.values())))
+    args = [SYMBOLS[name] for name in used]
+    columns = []
+    for expr in exprs:
+        fn = sympy.lambdify(args, expr, [NUMPY_FUNCTIONS, "numpy"])
+        column = np.asarray(fn(*[values[name] for name in used]), dtype=np.float64)
+        columns.append(np.broadcast_to(column, (length,)))
+    return np.stack(columns, axis=-1)
+
+
+def complexity(expr: sympy.Expr) -> int:
+    """Number of nodes of the expression tree (PySR-style size)."""
+    return int(sum(1 for _ in sympy.preorder_traversal(expr)))
