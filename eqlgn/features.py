@@ -30,7 +30,7 @@ DERIVED_NAMES = ("r", "inv_r", "inv_r2", "inv_r3", "inv_m1")
 def default_relative_inputs(dim: int) -> list[str]:
     """The one input set used for every law (see docs/method.md for why)."""
     spatial = ["dx", "dy", "dz"][:dim]
-    return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2"]
+    return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2", "inv_m1"]
 
 
 _r = SYMBOLS["r"]

@@ -134,6 +134,23 @@ class EQLEdge(EdgeModel):
         """L1 of the EQL weights (the trainer multiplies it by its coefficient)."""
         return self.eql.l1()
 
+    def expanded_terms(self, component: int) -> list | None:
+        """Additive terms (SymPy monomials over ``dx, r, m1, ...``) of one output, expanded
+        exactly from the weights; None when the EQL has non-polynomial units."""
+        import sympy
+
+        from .eql import to_polynomials
+
+        polys = to_polynomials(self.eql)
+        if polys is None:
+            return None
+        symbols = [float(s) * input_symbol(name) for s, name in zip(self.scales.tolist(), self.inputs)]
+        terms = []
+        for monomial, coef in polys[component].items():
+            if coef != 0:
+                terms.append(sympy.Float(coef) * sympy.Mul(*[x**e for x, e in zip(symbols, monomial) if e]))
+        return terms
+
     def to_sympy(self) -> list:
         """One SymPy expression per output over the base symbols (``dx, r, m1, ...``)."""
         symbols = [float(s) * input_symbol(name) for s, name in zip(self.scales.tolist(), self.inputs)]

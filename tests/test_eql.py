@@ -83,3 +83,18 @@ def test_bad_units_name_the_problem():
         EQL(2, 1, 1, {"prod": 2})
     with pytest.raises(ConfigError, match="needs 2 input symbols"):
         EQL(2, 1, 1).to_sympy(["a"])
+
+
+def test_polynomial_expansion_equals_sympy_expand():
+    from eqlgn.eql import to_polynomials
+
+    torch.manual_seed(4)
+    eql = EQL(3, 2, 2, {"identity": 2, "product": 2, "square": 1, "constant": 1}).double()
+    eql.prune(0.2)
+    names = sympy.symbols("a b c")
+    polys = to_polynomials(eql)
+    for poly, expr in zip(polys, eql.to_sympy(list(names))):
+        rebuilt = sum(coef * sympy.Mul(*[x**e for x, e in zip(names, mono)]) for mono, coef in poly.items())
+        difference = sympy.expand(expr) - rebuilt
+        assert all(abs(float(c)) < 1e-9 for c in sympy.Poly(difference, *names).coeffs()) if difference else True
+    assert to_polynomials(EQL(2, 1, 1, {"sin": 1})) is None
