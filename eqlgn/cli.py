@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("bench", help="print throughput benchmarks")
-    p.add_argument("what", nargs="?", default="simulate", choices=["simulate"],
-                   help="what to benchmark (default simulate)")
+    p.add_argument("what", nargs="?", default="all", choices=["all", "simulate", "train"],
+                   help="what to benchmark (default all)")
     p.add_argument("--sims", type=int, default=1000, help="simulations per call (default 1000)")
     p.set_defaults(func=_cmd_bench)
     return parser
@@ -209,12 +209,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import platform
 
-    from .bench import bench_simulate, simulation_table
+    from .bench import bench_simulate, bench_training, matmul_peak_gflops, simulation_table, training_table
 
-    results = [bench_simulate(law, 2, 4, args.sims) for law in ("spring", "r2")]
-    results.append(bench_simulate("spring", 3, 8, args.sims))
     print(f"machine: {platform.processor() or platform.machine()}, {_cores()} cores")
-    print(simulation_table(results))
+    if args.what in ("all", "simulate"):
+        results = [bench_simulate(law, 2, 4, args.sims) for law in ("spring", "r2")]
+        results.append(bench_simulate("spring", 3, 8, args.sims))
+        print(simulation_table(results))
+    if args.what in ("all", "train"):
+        peak = matmul_peak_gflops()
+        rows = [bench_training("mlp", b, a) for b in (64, 256, 1024) for a in ("dense", "index_add")]
+        rows += [bench_training("eql", b, "dense") for b in (64, 1024)]
+        print(training_table(rows))
+        print(f"float32 matmul peak (1024x1024, measured): {peak:.1f} GFLOP/s; "
+              f"paper-size MLP GN at batch 1024 reaches {rows[4].gflops / peak:.0%} of it")
     return 0
 
 
