@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: install
-	$(BIN)/eqlgn simulate --law spring --dim 2 --n 4 --sims 1000 --out data/spring.npz
+	$(BIN)/eqlgn run --law spring --dim 2 --n 4 --edge eql
 
 lint: install
 	$(BIN)/ruff check eqlgn tests experiments
@@ -30,7 +30,7 @@ test-fast: lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
-	$(BIN)/eqlgn bench simulate
+	$(BIN)/eqlgn bench all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache data runs

@@ -80,6 +80,8 @@ def _add_train_flags(p: argparse.ArgumentParser, out_required: bool = True) -> N
 
     _add_simulation_flags(p, steps_flag="--sim-steps")
     _add_dataclass_flags(p, TrainConfig, skip=("seed",))
+    p.add_argument("--inputs", type=lambda t: [v.strip() for v in t.split(",") if v.strip()], default=None,
+                   help="comma-separated EQL edge inputs, e.g. dx,dy,r,inv_r,m1,m2 (default: the shared set)")
     p.add_argument("--out", required=out_required, default=None,
                    help="run directory" + ("" if out_required else " (default runs/LAW-Dd-nN-EDGE-seedS)"))
     p.add_argument("--cache-dir", default="data/cache", help="dataset cache (default data/cache)")

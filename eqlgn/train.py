@@ -156,6 +156,10 @@ class TrainConfig:
         for name in ("batch_size", "message_dim", "hidden", "layers"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.inputs is not None:
+            self.inputs = list(self.inputs)
+            if not self.inputs:
+                raise ConfigError("inputs must name at least one edge input")
         if self.steps is None and self.epochs <= 0:
             raise ConfigError(f"epochs must be positive, got {self.epochs}")
         if self.steps is not None and self.steps <= 0:
