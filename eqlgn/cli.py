@@ -54,7 +54,7 @@ def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] 
     defaults = cls()
     docs = _attribute_docs(cls)
     for f in dataclasses.fields(cls):
-        if f.name in skip or f.name == "extra":
+        if f.name in skip:
             continue
         kind = hints[f.name]
         base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
@@ -105,7 +105,7 @@ def _configs(args: argparse.Namespace, default_edge: str | None = None):
     sim = SimulationConfig(law=args.law, dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,
                            save_every=args.save_every, dt=args.dt, softening=args.softening,
                            charge_choices=args.charges, seed=args.seed)
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra", "seed"}
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
     given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     base = recommended_config(given.get("edge", default_edge)) if default_edge else None
     train = dataclasses.replace(base, seed=args.seed, **given) if base else TrainConfig(seed=args.seed, **given)

@@ -18,7 +18,7 @@ from .analysis import MessageAnalysis, analyze
 from .data import ParticleDataset
 from .errors import EqlgnError
 from .simulator import SimulationConfig, simulate
-from .train import TrainConfig, TrainedModel, fit
+from .train import TrainConfig, TrainedModel, evaluate, fit
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.pt"
@@ -50,8 +50,6 @@ def train_run(sim: SimulationConfig, config: TrainConfig, out: str | os.PathLike
                                        "status": "training"})
     trained = fit(train, config, val=val, out=out, resume=resume, progress=progress)
     trained.save(out / MODEL_FILE)
-    from .train import evaluate
-
     test_loss = evaluate(trained.model, test, next(trained.model.parameters()).device)
     record = json.loads((out / RUN_FILE).read_text())
     record.update(status="trained", test_loss=test_loss, seconds=time.perf_counter() - started)
@@ -124,7 +122,7 @@ def run(
     from .extraction import extract
     from .judging import judge
     from .plots import plot_loss_curves, plot_message_scatter, plot_sparsity
-    from .train import evaluate, recommended_config
+    from .train import recommended_config
 
     config = train or recommended_config(edge, seed=seed)
     if config.edge != edge:

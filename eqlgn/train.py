@@ -29,13 +29,13 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ._io import atomic_write, atomic_write_json, atomic_write_text
+from ._io import atomic_write, atomic_write_text
 from .data import ParticleDataset, iterate_batches
 from .errors import ConfigError, EqlgnError, unknown_name
 from .features import default_relative_inputs
@@ -141,7 +141,6 @@ class TrainConfig:
     prune_threshold: float = 1e-2
     r_min: float = 1e-2
     grad_clip: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_variant(self.variant)
@@ -199,7 +198,8 @@ class TrainedModel:
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> TrainedModel:
         """Read a model written by :meth:`save`."""
         payload = _load_checkpoint(Path(path), device)
-        config = TrainConfig(**payload["config"])
+        known = {f.name for f in fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in payload["config"].items() if k in known})
         model = build_model(config, payload["node_features"], payload["dim"])
         model.load_state_dict(payload["state"])
         return cls(model.to(device).eval(), config, payload["history"], payload["dim"],
@@ -419,9 +419,3 @@ def fit(
                 atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
     model.eval()
     return TrainedModel(model, config, history, dim, node_features)
-
-
-def save_config(path: str | os.PathLike, **configs: Any) -> Path:
-    """Write dataclass configs side by side as JSON (atomically)."""
-    return atomic_write_json(path, {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v
-                                    for k, v in configs.items()})

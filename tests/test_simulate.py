@@ -50,7 +50,7 @@ def test_spring_energy_drift_is_small():
     data = eqlgn.simulate("spring", dim=2, n=4, sims=200, seed=0, progress=False)
     energy = eqlgn.total_energy(data).reshape(200, -1)
     drift = np.abs(energy - energy[:, :1]) / np.abs(energy[:, :1])
-    # Measured: median 2e-4, worst of 200 trajectories 4e-2 (very light particles).
+    # Measured: median 1.6e-4, worst of 200 trajectories 1.4e-2 (very light particles).
     assert np.median(drift.max(axis=1)) < 2e-3
     assert drift.max() < 0.1
 
