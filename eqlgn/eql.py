@@ -26,7 +26,7 @@ adds ``sum(max(θ - b, 0))`` so training pushes denominators above the threshold
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +69,14 @@ class UnitLayout:
     def out_width(self) -> int:
         """Width of the layer's output (one value per unit)."""
         return sum(count for _, count in self.counts)
+
+    def slices(self) -> Iterator[tuple[str, int, int, int]]:
+        """``(unit name, count, start, stop)`` of each unit type's pre-activations."""
+        start = 0
+        for name, count in self.counts:
+            stop = start + _ARITY[name] * count
+            yield name, count, start, stop
+            start = stop
 
 
 class MaskedLinear(nn.Module):
@@ -123,37 +131,29 @@ class EQLLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.linear(x)
-        outputs, start = [], 0
-        for name, count in self.layout.counts:
+        outputs = []
+        for name, count, start, stop in self.layout.slices():
             if name == "constant":
                 outputs.append(z.new_ones(*z.shape[:-1], count))
-                continue
-            width = _ARITY[name] * count
-            part = z[..., start : start + width]
-            start += width
-            outputs.append(_apply_unit(name, part, count, self.division_threshold))
+            else:
+                outputs.append(_apply_unit(name, z[..., start:stop], count, self.division_threshold))
         return torch.cat(outputs, dim=-1)
 
     def denominators(self, x: torch.Tensor) -> torch.Tensor | None:
         """Pre-activations feeding division denominators (for the EQL÷ penalty)."""
-        z, start = self.linear(x), 0
-        for name, count in self.layout.counts:
-            width = _ARITY[name] * count
+        for name, count, start, stop in self.layout.slices():
             if name == "division":
-                return z[..., start + count : start + width]
-            start += width
+                return self.linear(x)[..., start + count : stop]
         return None
 
     def unit_expressions(self, z: list[sympy.Expr]) -> list[sympy.Expr]:
         """SymPy outputs of the units for SymPy pre-activations ``z``."""
-        out, start = [], 0
-        for name, count in self.layout.counts:
+        out = []
+        for name, count, start, stop in self.layout.slices():
+            part = z[start:stop]
             if name == "constant":
                 out += [sympy.Integer(1)] * count
-                continue
-            part = z[start : start + _ARITY[name] * count]
-            start += _ARITY[name] * count
-            if name == "identity":
+            elif name == "identity":
                 out += part
             elif name == "product":
                 out += [a * b for a, b in zip(part[:count], part[count:])]
@@ -318,14 +318,12 @@ def to_polynomials(eql: EQL) -> list[Polynomial] | None:
     values: list[Polynomial] = [{tuple(int(i == j) for j in range(n)): 1.0} for i in range(n)]
     for layer in eql.hidden:
         z = _poly_linear(layer.linear, values, n)
-        values, start = [], 0
-        for name, count in layer.layout.counts:
+        values = []
+        for name, count, start, stop in layer.layout.slices():
+            part = z[start:stop]
             if name == "constant":
                 values += [{(0,) * n: 1.0}] * count
-                continue
-            part = z[start : start + _ARITY[name] * count]
-            start += _ARITY[name] * count
-            if name == "identity":
+            elif name == "identity":
                 values += part
             elif name == "product":
                 values += [_poly_product(a, b) for a, b in zip(part[:count], part[count:])]
