@@ -78,14 +78,14 @@ def _linear_flops_per_graph(model, n: int) -> float:
     """Multiply-add FLOPs of all nn.Linear layers for one graph, forward + backward (x3)."""
     import torch
 
+    from .eql import MaskedLinear
+
     edges = n * (n - 1)
     total = 0.0
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear):
+        if isinstance(module, (torch.nn.Linear, MaskedLinear)):
             count = edges if name.startswith("edge_model") else n
-            total += 2.0 * module.in_features * module.out_features * count
-    for linear in getattr(getattr(model.edge_model, "eql", None), "linears", lambda: [])():
-        total += 2.0 * linear.weight.numel() * edges
+            total += 2.0 * module.weight.numel() * count
     return 3.0 * total
 
 

@@ -71,8 +71,6 @@ def load_run(out: str | os.PathLike) -> tuple[dict, TrainedModel]:
 
 def analyze_run(out: str | os.PathLike, figures: bool = True) -> MessageAnalysis:
     """Analyse the messages of a trained run on its test split; write JSON and figures."""
-    from .plots import plot_loss_curves, plot_message_scatter, plot_sparsity
-
     out = Path(out)
     record, trained = load_run(out)
     sim = SimulationConfig(**record["simulation"])
@@ -81,11 +79,18 @@ def analyze_run(out: str | os.PathLike, figures: bool = True) -> MessageAnalysis
     analysis, sample = analyze(trained.model, test)
     atomic_write_json(out / "analysis.json", analysis.to_dict())
     if figures:
-        name = f"{sim.law} {sim.dim}D n={sim.n}, {trained.config.variant}"
-        plot_sparsity(analysis, out / "sparsity.png", title=f"message sparsity: {name}")
-        plot_message_scatter(sample, analysis, out / "messages.png")
-        plot_loss_curves({trained.config.variant: trained.history}, out / "loss.png", title=name)
+        write_figures(out, analysis, sample, {trained.config.variant: trained.history},
+                      f"{sim.law} {sim.dim}D n={sim.n}, {trained.config.variant}")
     return analysis
+
+
+def write_figures(out: Path, analysis: MessageAnalysis, sample, histories: dict, title: str) -> None:
+    """The three figures of a run directory: sparsity bars, message scatter, loss curves."""
+    from .plots import plot_loss_curves, plot_message_scatter, plot_sparsity
+
+    plot_sparsity(analysis, out / "sparsity.png", title=f"message sparsity: {title}")
+    plot_message_scatter(sample, analysis, out / "messages.png")
+    plot_loss_curves(histories, out / "loss.png", title=title)
 
 
 def run(
@@ -121,7 +126,6 @@ def run(
     """
     from .extraction import extract
     from .judging import judge
-    from .plots import plot_loss_curves, plot_message_scatter, plot_sparsity
     from .train import recommended_config
 
     config = train or recommended_config(edge, seed=seed)
@@ -162,10 +166,7 @@ def run(
         "config": {"simulation": asdict(sim), "train": asdict(config), "prune_outliers": prune_outliers},
     }
     atomic_write_json(out / "result.json", result)
-    title = f"{law} {dim}D n={n}, {edge}"
-    plot_sparsity(analysis, out / "sparsity.png", title=f"message sparsity: {title}")
-    plot_message_scatter(sample, analysis, out / "messages.png")
-    plot_loss_curves({edge: trained.history}, out / "loss.png", title=title)
+    write_figures(out, analysis, sample, {edge: trained.history}, f"{law} {dim}D n={n}, {edge}")
     return result
 
 
