@@ -1,6 +1,6 @@
 """Command-line interface: a thin face over the public API.
 
-``eqlgn simulate | info | bench``. Each flag maps one to one onto an argument of the
+``eqlgn simulate | info | train | run | analyze | compare | bench``. Each flag maps one to one onto an argument of the
 Python function it calls. User errors (bad flags, bad files, bad values) print one
 line and exit with code 2; ``--debug`` shows the traceback instead.
 """
@@ -136,12 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="simulate -> train -> extract -> judge; write result.json")
     _add_train_flags(p, out_required=False)
+    p.add_argument("--sr", default=None,
+                   help="symbolic-regression engine for MLP messages: operon (offline) or pysr (needs Julia)")
+    p.add_argument("--sr-budget", type=int, default=100,
+                   help="SR iterations per expression (PySR niterations, operon generations; default 100)")
+    p.add_argument("--compose", action="store_true",
+                   help="also fit the node model symbolically and report the composed model's test loss")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("analyze", help="analyse the messages of a trained run; write figures")
     p.add_argument("run", help="run directory written by 'eqlgn train'")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("compare", help="compare routes from result.json files: table + figure")
+    p.add_argument("paths", nargs="+", help="run directories (searched recursively) or result.json files")
+    p.add_argument("--out", default=None, help="write OUT.md, OUT.csv and OUT.png")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("bench", help="print throughput benchmarks")
     p.add_argument("what", nargs="?", default="all", choices=["all", "simulate", "train"],
@@ -188,7 +199,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sim, config = _configs(args, default_edge="eql")
     result = run(sim.law, sim.dim, sim.n, config.edge, args.seed, out=args.out, sims=sim.sims,
                  train=config, prune_outliers=True if args.prune_outliers is None else args.prune_outliers,
-                 cache_dir=args.cache_dir, resume=args.resume, progress=False if args.no_progress else None)
+                 cache_dir=args.cache_dir, resume=args.resume, progress=False if args.no_progress else None,
+                 sr=args.sr, sr_budget=args.sr_budget, compose=args.compose)
     print(format_result(result))
     return 0
 
@@ -198,6 +210,16 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     analysis = analyze_run(args.run, figures=not args.no_figures)
     print(analysis.report())
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, to_markdown
+
+    rows = compare(args.paths, args.out)
+    print(to_markdown(rows), end="")
+    if args.out:
+        print(f"wrote {args.out}.md, {args.out}.csv and {args.out}.png")
     return 0
 
 

@@ -40,11 +40,25 @@ NUMPY_FUNCTIONS = {"GuardedDivision": _guarded_division_numpy}
 
 
 
-SYMBOL_NAMES = tuple("x1 y1 z1 vx1 vy1 vz1 q1 m1 x2 y2 z2 vx2 vy2 vz2 q2 m2 dx dy dz r".split())
+def _real_cube_root(x):
+    return sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3)
+
+
+EDGE_SYMBOL_NAMES = tuple("x1 y1 z1 vx1 vy1 vz1 q1 m1 x2 y2 z2 vx2 vy2 vz2 q2 m2 dx dy dz r".split())
+SUMMED_SYMBOL_NAMES = ("s1", "s2", "s3")
+"""Node-model inputs: ``sK`` is the K-th significant message component summed over the
+edges into the receiving particle (used only by node-model equations)."""
+SYMBOL_NAMES = EDGE_SYMBOL_NAMES + SUMMED_SYMBOL_NAMES
 SYMBOLS: dict[str, sympy.Symbol] = {name: sympy.Symbol(name, real=True) for name in SYMBOL_NAMES}
-FUNCTIONS: dict[str, object] = {"sqrt": sympy.sqrt, "exp": sympy.exp, "log": sympy.log,
-                                "sin": sympy.sin, "cos": sympy.cos, "Abs": sympy.Abs, "abs": sympy.Abs,
-                                "GuardedDivision": GuardedDivision}
+FUNCTIONS: dict[str, object] = {
+    "sqrt": sympy.sqrt, "exp": sympy.exp, "log": sympy.log, "sin": sympy.sin, "cos": sympy.cos,
+    "tan": sympy.tan, "tanh": sympy.tanh, "sinh": sympy.sinh, "cosh": sympy.cosh, "asin": sympy.asin,
+    "acos": sympy.acos, "atan": sympy.atan, "Abs": sympy.Abs, "abs": sympy.Abs, "sign": sympy.sign,
+    "floor": sympy.floor, "ceil": sympy.ceiling, "ceiling": sympy.ceiling, "cbrt": _real_cube_root,
+    "Max": sympy.Max, "Min": sympy.Min, "max": sympy.Max, "min": sympy.Min,
+    "GuardedDivision": GuardedDivision,
+}
+"""Function names an equation string may use (SymPy's printed names and operon's infix names)."""
 _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_]\w*)|(\*\*|[-+*/^(),]))")
 
 
@@ -111,6 +125,29 @@ def evaluate(exprs: Sequence[sympy.Expr], values: Mapping[str, np.ndarray]) -> n
         column = np.asarray(fn(*[values[name] for name in used]), dtype=np.float64)
         columns.append(np.broadcast_to(column, (length,)))
     return np.stack(columns, axis=-1)
+
+
+def pair_values(receiver: np.ndarray, sender: np.ndarray, dim: int) -> dict[str, np.ndarray]:
+    """Vocabulary symbol values of particle pairs from their node features (NumPy or torch).
+
+    Args:
+        receiver: ``[N, F]`` features of particle 1 (position, velocity, q, m; see
+            :mod:`eqlgn.data`).
+        sender: ``[N, F]`` features of particle 2.
+        dim: spatial dimension.
+
+    Returns:
+        ``{symbol name: [N] values}`` for ``x1 .. m1``, ``x2 .. m2``, ``dx ..`` and ``r``.
+    """
+    dx = receiver[:, :dim] - sender[:, :dim]
+    values = {"r": (dx**2).sum(axis=1) ** 0.5}  # NumPy arrays or torch tensors alike
+    names = list("xyz"[:dim]) + [f"v{a}" for a in "xyz"[:dim]] + ["q", "m"]
+    for node, features in ((1, receiver), (2, sender)):
+        for i, name in enumerate(names):
+            values[f"{name}{node}"] = features[:, i]
+    for i, axis in enumerate("xyz"[:dim]):
+        values[f"d{axis}"] = dx[:, i]
+    return values
 
 
 def complexity(expr: sympy.Expr) -> int:

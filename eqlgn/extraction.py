@@ -26,7 +26,7 @@ import sympy
 
 from .analysis import MessageSample, analyze_messages, collect_messages
 from .data import ParticleDataset
-from .equations import SYMBOLS, complexity, evaluate, to_vocabulary
+from .equations import SYMBOLS, complexity, evaluate, pair_values, to_vocabulary
 from .errors import ConfigError
 from .models import GN, EQLEdge
 
@@ -87,15 +87,7 @@ class Equations:
 
 def edge_values(sample: MessageSample) -> dict[str, np.ndarray]:
     """Vocabulary symbol values for every edge of a message sample."""
-    d = sample.dim
-    values = {"r": np.linalg.norm(sample.dx, axis=1)}
-    names = list("xyz"[:d]) + [f"v{a}" for a in "xyz"[:d]] + ["q", "m"]
-    for node, features in ((1, sample.receiver), (2, sample.sender)):
-        for i, name in enumerate(names):
-            values[f"{name}{node}"] = features[:, i]
-    for i, axis in enumerate("xyz"[:d]):
-        values[f"d{axis}"] = sample.dx[:, i]
-    return values
+    return pair_values(sample.receiver, sample.sender, sample.dim)
 
 
 def _with_timeout(fn: Callable[[], sympy.Expr], seconds: float, fallback: sympy.Expr) -> sympy.Expr:

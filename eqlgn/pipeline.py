@@ -16,7 +16,8 @@ from pathlib import Path
 from ._io import atomic_write_json
 from .analysis import MessageAnalysis, analyze
 from .data import ParticleDataset
-from .errors import EqlgnError
+from .equations import complexity
+from .errors import ConfigError, EqlgnError, unknown_name
 from .simulator import SimulationConfig, simulate
 from .train import TrainConfig, TrainedModel, evaluate, fit
 
@@ -106,32 +107,44 @@ def run(
     cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
     resume: bool = False,
     progress: bool | None = None,
+    sr: str | None = None,
+    sr_budget: int = 100,
+    compose: bool = False,
 ) -> dict:
     """Simulate (or reuse data) -> train -> extract -> judge; write ``out/result.json``.
 
     Args:
         law, dim, n, sims: the particle system (see :func:`eqlgn.simulate`).
-        edge: ``eql`` (equations read from the weights) or ``mlp`` (messages only until an SR
-            backend is chosen).
-        seed: seeds the simulation, the split and training.
-        out: run directory (default ``runs/{law}-{dim}d-n{n}-{edge}-seed{seed}``).
+        edge: ``eql`` (equations read from the weights) or ``mlp`` (equations by symbolic
+            regression on the messages when ``sr`` names an engine; messages only otherwise).
+        seed: seeds the simulation, the split, training and the SR search.
+        out: run directory (default ``runs/{law}-{dim}d-n{n}-{edge}-seed{seed}``, with the
+            engine's name appended for SR runs).
         train: training settings (default :func:`eqlgn.train.recommended_config` for ``edge``).
         prune_outliers: IQR-prune snapshots with extreme accelerations before splitting.
         cache_dir: dataset cache.
         resume: continue an interrupted training from the run's checkpoint.
         progress: show progress bars (default: when stderr is a terminal).
+        sr: symbolic-regression engine for MLP messages (``operon`` or ``pysr``).
+        sr_budget: SR iterations per expression (PySR ``niterations``, operon generations).
+        compose: also fit the node model symbolically (engine ``sr``, default ``operon``) and
+            report the composed symbolic model's test loss next to the GN's.
 
     Returns:
         The result record (also written to ``out/result.json``, see DESIGN.md).
     """
-    from .extraction import extract
-    from .judging import judge
+    from .sr import ENGINES
     from .train import recommended_config
 
+    if sr is not None and sr not in ENGINES:
+        raise unknown_name("symbolic-regression engine", sr, ENGINES)
+    if sr is not None and edge == "eql":
+        raise ConfigError("--sr fits MLP messages; an EQL edge model is read from its weights "
+                          "(use --edge mlp --sr ENGINE, or --edge eql without --sr)")
     config = train or recommended_config(edge, seed=seed)
     if config.edge != edge:
         raise EqlgnError(f"edge={edge!r} but the training config says edge={config.edge!r}")
-    out = Path(out or f"runs/{law}-{dim}d-n{n}-{edge}-seed{seed}")
+    out = Path(out or f"runs/{law}-{dim}d-n{n}-{edge}{'-' + sr if sr else ''}-seed{seed}")
     sim = SimulationConfig(law=law, dim=dim, n=n, sims=sims, seed=seed)
     clock = {"start": time.perf_counter()}
     train_set, val, test = prepare_data(sim, cache_dir, prune_outliers, seed, progress)
@@ -140,34 +153,74 @@ def run(
     trained.save(out / MODEL_FILE)
     clock["train"] = time.perf_counter()
     analysis, sample = analyze(trained.model, test)
-    equations, verdict, method = [], None, "none"
-    if edge == "eql":
-        recovered = extract(trained.model, test)
-        equations, method = recovered.strings(), "eql"
-        verdict = judge(recovered.expressions, law, dim).to_dict()
-        verdict["unrotated"] = recovered.unrotated
-        verdict["fidelity"] = recovered.fidelity
+    found = _read_equations(trained.model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out)
     clock["extract"] = time.perf_counter()
     device = next(trained.model.parameters()).device
+    gn_loss = evaluate(trained.model, test, device)
+    composed = None
+    if compose:
+        composed = _compose(trained.model, train_set, test, analysis.components, found["expressions"],
+                            sr or "operon", sr_budget, seed, gn_loss)
+    clock["compose"] = time.perf_counter()
     result = {
-        "law": law, "dim": dim, "n_particles": n, "edge_model": edge, "method": method, "seed": seed,
-        "equations": equations,
+        "law": law, "dim": dim, "n_particles": n, "edge_model": edge, "method": found["method"], "seed": seed,
+        "equations": [str(e) for e in found["expressions"]],
         "significant_components": analysis.components,
         "message_std": analysis.spread[: len(analysis.components) + 1],
         "linear_fit_r2": min(analysis.r2),
         "sparsity_ratio": analysis.sparsity_ratio,
-        "judge": verdict,
-        "test_loss": evaluate(trained.model, test, device),
+        "judge": found["verdict"],
+        "complexity": sum(complexity(e) for e in found["expressions"]) if found["expressions"] else None,
+        "test_loss": gn_loss,
+        "composed": composed,
         "seconds": {"simulate": clock["simulate"] - clock["start"],
                     "train": clock["train"] - clock["simulate"],
                     "extract": clock["extract"] - clock["train"],
-                    "total": clock["extract"] - clock["start"]},
+                    "compose": clock["compose"] - clock["extract"],
+                    "total": clock["compose"] - clock["start"]},
         "device": str(device),
-        "config": {"simulation": asdict(sim), "train": asdict(config), "prune_outliers": prune_outliers},
+        "config": {"simulation": asdict(sim), "train": asdict(config), "prune_outliers": prune_outliers,
+                   "sr": sr, "sr_budget": sr_budget, "compose": compose},
     }
     atomic_write_json(out / "result.json", result)
     write_figures(out, analysis, sample, {edge: trained.history}, f"{law} {dim}D n={n}, {edge}")
     return result
+
+
+def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out) -> dict:
+    """Equations of the significant messages: from EQL weights, or by SR on MLP messages; judged."""
+    from .extraction import extract, round_constants
+    from .judging import judge
+    from .symbolic import fit_messages
+
+    if edge == "eql":
+        recovered = extract(model, test)
+        verdict = judge(recovered.expressions, law, dim).to_dict()
+        verdict.update(unrotated=recovered.unrotated, fidelity=recovered.fidelity)
+        return {"expressions": recovered.expressions, "method": "eql", "verdict": verdict}
+    if sr is None:
+        return {"expressions": [], "method": "none", "verdict": None}
+    fits = fit_messages(sample, analysis.components, engine=sr, budget=sr_budget, seed=seed)
+    atomic_write_json(out / "sr_fits.json", [f.to_dict() for f in fits])
+    expressions = [round_constants(f.expression, 4) for f in fits]
+    verdict = judge(expressions, law, dim).to_dict()
+    axes = [{f"d{a}"} for a in "xyz"[:dim]]
+    verdict["unrotated"] = all(sum(bool({s.name for s in e.free_symbols} & a) for a in axes) == 1
+                               for e in expressions)
+    return {"expressions": expressions, "method": sr, "verdict": verdict}
+
+
+def _compose(model, train_set, test, components, edge_expressions, engine, budget, seed, gn_loss) -> dict:
+    """Fit the node model symbolically, compose with the edge equations, report test losses."""
+    from .symbolic import ComposedModel, fit_node_model
+
+    node_fits = fit_node_model(model, test, components, engine=engine, budget=budget, seed=seed)
+    composed = ComposedModel(list(edge_expressions), [f.expression for f in node_fits], test.dim)
+    refitted = composed.refit(train_set)
+    return {"engine": engine, "node_equations": [str(f.expression) for f in node_fits],
+            "test_loss": composed.loss(test), "test_loss_refit": refitted.loss(test),
+            "refit_equations": {"edge": [str(e) for e in refitted.edge], "node": [str(e) for e in refitted.node]},
+            "gn_test_loss": gn_loss, "seconds_search": sum(f.seconds for f in node_fits)}
 
 
 def format_result(result: dict) -> str:
@@ -180,6 +233,11 @@ def format_result(result: dict) -> str:
     for component, equation in zip(result["significant_components"], result["equations"]):
         lines.append(f"  message {component} = {equation}")
     verdict = result["judge"]
+    composed = result.get("composed")
+    if composed:
+        lines.append(f"composed symbolic model ({composed['engine']} node model): test MAE "
+                     f"{composed['test_loss']:.4g}, after refitting constants {composed['test_loss_refit']:.4g} "
+                     f"(GN {composed['gn_test_loss']:.4g})")
     if verdict is not None:
         state = "RECOVERED" if verdict["passed"] else "NOT recovered"
         lines.append(f"judge: {state} (out-of-distribution R^2 {[round(v, 4) for v in verdict['ood_r2']]}, "

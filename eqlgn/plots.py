@@ -87,3 +87,29 @@ def plot_loss_curves(histories: dict[str, list[dict]], path: str | os.PathLike, 
     ax.set_title(title)
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def plot_route_comparison(rows: list[dict], path: str | os.PathLike, title: str = "") -> Path:
+    """Complexity against out-of-distribution error (1 - worst R²), one marker per route.
+
+    Args:
+        rows: :func:`eqlgn.compare.comparison_rows` output.
+    """
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    routes = sorted({row["route"] for row in rows})
+    for i, route in enumerate(routes):
+        mine = [row for row in rows if row["route"] == route and row["ood_r2"] is not None]
+        error = [max(1.0 - row["ood_r2"], 1e-6) for row in mine]
+        ax.scatter([row["complexity"] for row in mine], error, color=f"C{i}", label=route, s=30)
+        for row, e in zip(mine, error):
+            ax.annotate(f"{row['law']} {row['dim']}D n{row['n']}", (row["complexity"], e), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0.02, color="k", ls="--", lw=1, label="judge threshold (R² 0.98)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("complexity (expression-tree nodes, all components)")
+    ax.set_ylabel("1 - out-of-distribution R² (worst component)")
+    ax.set_title(title or "routes: simplicity vs extrapolation")
+    ax.legend(fontsize=7)
+    return _save(fig, path)

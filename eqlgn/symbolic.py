@@ -1,0 +1,204 @@
+"""Symbolic models of a trained GN: SR on its messages and node model, and their composition.
+
+The classic route of Cranmer et al. (and Claim 3 of the 2024 reproduction):
+
+1. :func:`fit_messages` — symbolic regression of each significant message component on
+   the pair's vocabulary values (``dx, dy[, dz], r, m1, m2, q1, q2``);
+2. :func:`fit_node_model` — symbolic regression of the node model: each predicted
+   acceleration axis from the summed significant messages ``s1 .. sD`` and the receiver's
+   ``m1, q1``;
+3. :class:`ComposedModel` — the edge and node expressions composed into one symbolic model
+   of the whole GN, ``a_i = node(sum_j edge(i, j), m_i, q_i)``, whose test loss is compared
+   with the GN's, before and after refitting its constants on training data.
+
+For the EQL route the edge expressions come from the weights (:func:`eqlgn.extract`) and
+only the node model needs a search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+import torch
+
+from .analysis import MessageSample
+from .data import ParticleDataset, iterate_batches
+from .equations import SUMMED_SYMBOL_NAMES, SYMBOLS, evaluate, pair_values, to_vocabulary
+from .errors import ConfigError
+from .graph import aggregate
+from .models import GN
+from .sr import SymbolicFit, fit_symbolic
+
+
+def message_inputs(dim: int) -> list[str]:
+    """SR inputs for messages: ``dx, dy[, dz], r, m1, m2, q1, q2`` (division builds ``1/r``)."""
+    return [f"d{a}" for a in "xyz"[:dim]] + ["r", "m1", "m2", "q1", "q2"]
+
+
+def node_inputs(components: int) -> list[str]:
+    """SR inputs for the node model: summed messages ``s1 .. sK`` and the receiver's ``m1, q1``."""
+    return list(SUMMED_SYMBOL_NAMES[:components]) + ["m1", "q1"]
+
+
+def fit_messages(sample: MessageSample, components: Sequence[int], engine: str = "operon",
+                 budget: int = 100, seed: int = 0, max_seconds: float | None = None) -> list[SymbolicFit]:
+    """One symbolic-regression fit per significant message component (held-out edges)."""
+    names = message_inputs(sample.dim)
+    values = pair_values(sample.receiver, sample.sender, sample.dim)
+    X = np.column_stack([values[n] for n in names])
+    return [fit_symbolic(X, sample.messages[:, c], names, engine=engine, budget=budget, seed=seed + k,
+                         max_seconds=max_seconds) for k, c in enumerate(components)]
+
+
+@torch.no_grad()
+def node_sample(model: GN, data: ParticleDataset, components: Sequence[int], max_graphs: int = 2000,
+                seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Node-model inputs and outputs on up to ``max_graphs`` graphs.
+
+    Returns:
+        ``({s1.., m1, q1: [N]}, accelerations [N, D])`` with ``N`` = graphs × particles;
+        the accelerations are the GN's predictions (what the node model computes).
+    """
+    if len(components) > len(SUMMED_SYMBOL_NAMES):
+        raise ConfigError(f"the node model can be fitted on at most {len(SUMMED_SYMBOL_NAMES)} message "
+                          f"components, got {len(components)}")
+    device = next(model.parameters()).device
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(data), size=min(max_graphs, len(data)), replace=False))
+    model.eval()
+    sums, nodes, accelerations = [], [], []
+    for batch in iterate_batches(data.subset(pick).tensors(device), 2048, shuffle=False):
+        raw, receivers, _ = model.edge_outputs(batch.nodes)
+        summed = aggregate(raw[..., : model.message_dim], receivers, batch.nodes.shape[1], model.aggregation)
+        sums.append(summed[..., list(components)].flatten(0, 1).cpu().numpy())
+        nodes.append(batch.nodes.flatten(0, 1).cpu().numpy())
+        accelerations.append(model(batch.nodes).accelerations.flatten(0, 1).cpu().numpy())
+    summed_values, node_features = np.concatenate(sums).astype(np.float64), np.concatenate(nodes)
+    d = data.dim
+    values = _summed_values(summed_values)
+    values.update(m1=node_features[:, 2 * d + 1].astype(np.float64), q1=node_features[:, 2 * d].astype(np.float64))
+    return values, np.concatenate(accelerations).astype(np.float64)
+
+
+def fit_node_model(model: GN, data: ParticleDataset, components: Sequence[int], engine: str = "operon",
+                   budget: int = 100, seed: int = 0, max_seconds: float | None = None) -> list[SymbolicFit]:
+    """One symbolic-regression fit per acceleration axis of the node model."""
+    values, accelerations = node_sample(model, data, components, seed=seed)
+    names = node_inputs(len(components))
+    X = np.column_stack([values[n] for n in names])
+    return [fit_symbolic(X, accelerations[:, axis], names, engine=engine, budget=budget, seed=seed + 100 + axis,
+                         max_seconds=max_seconds) for axis in range(data.dim)]
+
+
+@dataclass
+class ComposedModel:
+    """A whole GN as equations: ``a_i = node(sum_{j != i} edge(i, j), m_i, q_i)``.
+
+    Attributes:
+        edge: ``K`` message expressions over the pair vocabulary (``dx, r, m1, m2, ...``).
+        node: ``D`` acceleration expressions over ``s1 .. sK`` and the receiver's symbols.
+        dim: spatial dimension ``D``.
+    """
+
+    edge: list[sympy.Expr]
+    node: list[sympy.Expr]
+    dim: int
+
+    def __post_init__(self) -> None:
+        self.edge = [to_vocabulary(sympy.sympify(e)) for e in self.edge]
+        self.node = [to_vocabulary(sympy.sympify(e)) for e in self.node]
+        if len(self.node) != self.dim:
+            raise ConfigError(f"a composed model needs {self.dim} node expressions, got {len(self.node)}")
+
+    def predict(self, nodes: np.ndarray) -> np.ndarray:
+        """Accelerations ``[B, n, D]`` for node features ``nodes [B, n, F]``."""
+        nodes = np.asarray(nodes, dtype=np.float64)
+        b, n, f = nodes.shape
+        receivers, senders = _pairs(n)
+        pairs = pair_values(nodes[:, receivers].reshape(-1, f), nodes[:, senders].reshape(-1, f), self.dim)
+        messages = evaluate(self.edge, pairs).reshape(b, n, n - 1, len(self.edge)).sum(axis=2)
+        flat = nodes.reshape(-1, f)
+        values = pair_values(flat, flat, self.dim)
+        values.update(_summed_values(messages.reshape(b * n, -1)))
+        return evaluate(self.node, values).reshape(b, n, self.dim)
+
+    def loss(self, data: ParticleDataset, max_graphs: int | None = None) -> float:
+        """Mean absolute error of the accelerations (the GN's test metric)."""
+        subset = data if max_graphs is None or len(data) <= max_graphs else data.subset(np.arange(max_graphs))
+        with np.errstate(all="ignore"):
+            error = np.abs(self.predict(subset.nodes) - subset.accelerations)
+        return float(np.mean(error)) if np.isfinite(error).all() else float("inf")
+
+    def refit(self, data: ParticleDataset, max_graphs: int = 2000, steps: int = 50) -> ComposedModel:
+        """Refit every constant of the edge and node expressions on ``data`` (L-BFGS, squared error).
+
+        The structure is kept; only the numbers change, as the original authors refit the
+        constants of the composed model on training data.
+        """
+        exprs = self.edge + self.node
+        constants = sorted({f for e in exprs for f in e.atoms(sympy.Float)}, key=float)
+        if not constants:
+            return ComposedModel(self.edge, self.node, self.dim)
+        params = sympy.symbols(f"c0:{len(constants)}")
+        swap = dict(zip(constants, params))
+        templates = [e.xreplace(swap) for e in exprs]
+        theta = torch.tensor([float(c) for c in constants], dtype=torch.float64, requires_grad=True)
+        subset = data if len(data) <= max_graphs else data.subset(np.arange(max_graphs))
+        nodes = torch.as_tensor(subset.nodes, dtype=torch.float64)
+        target = torch.as_tensor(subset.accelerations, dtype=torch.float64)
+        forward = _torch_forward(templates[: len(self.edge)], templates[len(self.edge):], params, self.dim)
+        optimizer = torch.optim.LBFGS([theta], max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure():
+            optimizer.zero_grad()
+            loss = ((forward(theta, nodes) - target) ** 2).mean()
+            loss.backward()
+            return loss
+
+        start = theta.detach().clone()
+        optimizer.step(closure)
+        if not torch.isfinite(theta).all():
+            theta = start
+        fitted = {p: sympy.Float(float(v), 6) for p, v in zip(params, theta.detach())}
+        refitted = [t.xreplace(fitted) for t in templates]
+        return ComposedModel(refitted[: len(self.edge)], refitted[len(self.edge):], self.dim)
+
+
+def _summed_values(summed):
+    """``{s1: summed[:, 0], s2: ...}`` for ``summed [N, K]`` (NumPy or torch)."""
+    return {name: summed[:, k] for k, name in enumerate(SUMMED_SYMBOL_NAMES[: summed.shape[1]])}
+
+
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Receiver-major ordered pairs ``i != j`` (the order of :func:`eqlgn.graph.complete_edges`)."""
+    receivers = np.repeat(np.arange(n), n - 1)
+    senders = np.array([j for i in range(n) for j in range(n) if j != i])
+    return receivers, senders
+
+
+def _torch_forward(edge: list[sympy.Expr], node: list[sympy.Expr], params, dim: int):
+    """A differentiable (torch) version of :meth:`ComposedModel.predict` with constants as ``theta``."""
+    edge_symbols = sorted({s.name for e in edge for s in e.free_symbols if s.name in SYMBOLS})
+    node_symbols = sorted({s.name for e in node for s in e.free_symbols if s.name in SYMBOLS})
+    edge_fns = [sympy.lambdify([params, [SYMBOLS[s] for s in edge_symbols]], e, "torch") for e in edge]
+    node_fns = [sympy.lambdify([params, [SYMBOLS[s] for s in node_symbols]], e, "torch") for e in node]
+
+    def columns(fns, values, names, theta, like):
+        args = [values[s] for s in names]
+        return torch.stack([torch.as_tensor(fn(list(theta), args)) * torch.ones_like(like) for fn in fns], dim=-1)
+
+    def forward(theta: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        b, n, f = nodes.shape
+        receivers, senders = (torch.as_tensor(a) for a in _pairs(n))
+        pairs = pair_values(nodes[:, receivers].reshape(-1, f), nodes[:, senders].reshape(-1, f), dim)
+        messages = columns(edge_fns, pairs, edge_symbols, theta, pairs["r"]).reshape(b, n, n - 1, -1).sum(2)
+        flat = nodes.reshape(-1, f)
+        values = pair_values(flat, flat, dim)
+        values.update(_summed_values(messages.reshape(b * n, -1)))
+        return columns(node_fns, values, node_symbols, theta, values["m1"]).reshape(b, n, dim)
+
+    return forward
+
