@@ -49,6 +49,11 @@ _EXPORTS = {
     "Verdict": "judging",
     "parse_equation": "equations",
     "run": "pipeline",
+    # symbolic regression and the classic route
+    "fit_symbolic": "sr",
+    "SymbolicFit": "sr",
+    "ComposedModel": "symbolic",
+    "compare": "comparison",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

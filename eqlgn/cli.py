@@ -1,7 +1,7 @@
 """Command-line interface: a thin face over the public API.
 
-``eqlgn simulate | info | train | run | analyze | compare | bench``. Each flag maps one to one onto an argument of the
-Python function it calls. User errors (bad flags, bad files, bad values) print one
+``eqlgn simulate | info | train | run | analyze | compare | bench``. Each flag maps one
+to one onto an argument of the Python function it calls. User errors (bad flags, bad files, bad values) print one
 line and exit with code 2; ``--debug`` shows the traceback instead.
 """
 
@@ -214,7 +214,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, to_markdown
+    from .comparison import compare, to_markdown
 
     rows = compare(args.paths, args.out)
     print(to_markdown(rows), end="")

@@ -300,6 +300,35 @@ class ParticleDataset:
         pruned.meta.pruned = self.meta.pruned + dropped
         return pruned, dropped
 
+    def check_matches(self, law: str | None = None, dim: int | None = None, n: int | None = None,
+                      source: str = "dataset") -> ParticleDataset:
+        """Raise :class:`DatasetError` when the data's law, dimension or particle count differ from a run's."""
+        wanted = {"law": law, "dim": dim, "n_particles": n}
+        found = {"law": self.meta.law, "dim": self.meta.dim, "n_particles": self.meta.n_particles}
+        wrong = [f"{k} {found[k]!r} (run wants {v!r})" for k, v in wanted.items() if v is not None and found[k] != v]
+        if wrong:
+            raise DatasetError(f"{source} does not match the run: {', '.join(wrong)}; use data of the run's "
+                               "law, dimension and particle count, or change the run's settings")
+        return self
+
+    def extreme_accelerations(self, factor: float = 100.0) -> str | None:
+        """A one-line report when some snapshots' accelerations exceed ``factor`` × the median, else None.
+
+        Close encounters of the singular laws (r1, r2, charge) produce such snapshots; they
+        dominate an L1 loss and can drive training to NaN. The report names the option
+        that handles them.
+        """
+        stat = np.linalg.norm(self.accelerations, axis=-1).max(axis=-1)
+        if len(stat) == 0:
+            return None
+        median = float(np.median(stat))
+        extreme = int((stat > factor * median).sum())
+        if extreme == 0:
+            return None
+        return (f"{extreme} of {len(stat)} snapshots have accelerations above {factor:g}x the median "
+                f"(largest {stat.max():.3g}, median {median:.3g}); IQR pruning drops them: "
+                "--prune-outliers (CLI) or prune_outliers=True / ParticleDataset.prune_outliers()")
+
     def split(
         self, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
     ) -> tuple[ParticleDataset, ParticleDataset, ParticleDataset]:

@@ -8,18 +8,19 @@ figures. Datasets are simulated once and cached (``cache_dir``), keyed by their 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ._io import atomic_write_json
+from ._io import atomic_write_json, run_lock
 from .analysis import MessageAnalysis, analyze
 from .data import ParticleDataset
 from .equations import complexity
 from .errors import ConfigError, EqlgnError, unknown_name
 from .simulator import SimulationConfig, simulate
-from .train import TrainConfig, TrainedModel, evaluate, fit
+from .train import TrainConfig, TrainedModel, evaluate, fit, refuse_overwrite
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.pt"
@@ -35,6 +36,8 @@ def prepare_data(sim: SimulationConfig, cache_dir: str | os.PathLike | None = DE
                     charge_choices=sim.charge_choices, cache_dir=cache_dir, progress=progress)
     if prune_outliers:
         data, _ = data.prune_outliers()
+    elif (report := data.extreme_accelerations()) is not None:
+        logging.getLogger("eqlgn").warning("eqlgn: %s", report)
     return data.split((0.8, 0.1, 0.1), seed=split_seed)
 
 
@@ -43,6 +46,12 @@ def train_run(sim: SimulationConfig, config: TrainConfig, out: str | os.PathLike
               resume: bool = False, progress: bool | None = None) -> TrainedModel:
     """Prepare data, train, and write ``run.json`` and ``model.pt`` into ``out``."""
     out = Path(out)
+    with run_lock(out):
+        return _train_run(sim, config, out, cache_dir, prune_outliers, resume, progress)
+
+
+def _train_run(sim, config, out: Path, cache_dir, prune_outliers: bool, resume: bool, progress) -> TrainedModel:
+    refuse_overwrite(out, resume)
     started = time.perf_counter()
     train, val, test = prepare_data(sim, cache_dir, prune_outliers, config.seed, progress)
     atomic_write_json(out / RUN_FILE, {"simulation": asdict(sim), "train": asdict(config),
@@ -146,6 +155,15 @@ def run(
         raise EqlgnError(f"edge={edge!r} but the training config says edge={config.edge!r}")
     out = Path(out or f"runs/{law}-{dim}d-n{n}-{edge}{'-' + sr if sr else ''}-seed{seed}")
     sim = SimulationConfig(law=law, dim=dim, n=n, sims=sims, seed=seed)
+    with run_lock(out):
+        return _run(sim, config, out, edge, seed, prune_outliers, cache_dir, resume, progress, sr, sr_budget, compose)
+
+
+def _run(sim: SimulationConfig, config: TrainConfig, out: Path, edge: str, seed: int, prune_outliers: bool,
+         cache_dir, resume: bool, progress, sr: str | None, sr_budget: int, compose: bool) -> dict:
+    """The body of :func:`run`, inside the run-directory lock."""
+    law, dim, n = sim.law, sim.dim, sim.n
+    refuse_overwrite(out, resume)
     clock = {"start": time.perf_counter()}
     train_set, val, test = prepare_data(sim, cache_dir, prune_outliers, seed, progress)
     clock["simulate"] = time.perf_counter()

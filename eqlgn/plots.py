@@ -93,7 +93,7 @@ def plot_route_comparison(rows: list[dict], path: str | os.PathLike, title: str 
     """Complexity against out-of-distribution error (1 - worst R²), one marker per route.
 
     Args:
-        rows: :func:`eqlgn.compare.comparison_rows` output.
+        rows: :func:`eqlgn.comparison.comparison_rows` output.
     """
     plt = _figure()
     fig, ax = plt.subplots(figsize=(5.6, 3.8))

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import DatasetMeta, ParticleDataset
-from .errors import ConfigError
+from .errors import ConfigError, DatasetError
 from .laws import ForceLaw, get_law
 
 
@@ -256,7 +256,11 @@ def simulate(
         return run_simulation(config, progress)
     path = cache_path(config, cache_dir)
     if path.is_file():
-        return ParticleDataset.load(path)
+        try:
+            cached = ParticleDataset.load(path)
+        except DatasetError as exc:
+            raise DatasetError(f"{exc} (a cached dataset: delete it and it will be simulated again)") from None
+        return cached.check_matches(law, dim, n, source=f"cached dataset {str(path)!r} (delete it to re-simulate)")
     data = run_simulation(config, progress)
     data.save(path)
     return data

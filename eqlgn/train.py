@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from ._io import atomic_write, atomic_write_text
+from ._io import atomic_write, atomic_write_text, run_lock
 from .data import ParticleDataset, iterate_batches
 from .errors import ConfigError, EqlgnError, unknown_name
 from .features import default_relative_inputs
@@ -163,6 +163,10 @@ class TrainConfig:
             raise ConfigError(f"epochs must be positive, got {self.epochs}")
         if self.steps is not None and self.steps <= 0:
             raise ConfigError(f"steps must be positive, got {self.steps}")
+        for name in ("max_lr", "final_div", "l1", "l1_end", "kl", "augment", "weight_decay", "eql_l1", "eql_init",
+                     "prune_threshold", "r_min", "grad_clip"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}")
         for name in ("max_lr", "final_div"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
@@ -354,11 +358,55 @@ def fit(
     Returns:
         The trained model (evaluation mode) with its per-epoch history.
     """
-    from tqdm.auto import tqdm
-
     config = config or TrainConfig()
+    _check_training_data(train, val)
+    if out is None:
+        return _train(train, config, val, None, resume, progress, model)
+    with run_lock(out):
+        return _train(train, config, val, Path(out), resume, progress, model)
+
+
+def _check_training_data(train: ParticleDataset, val: ParticleDataset | None) -> None:
     if len(train) == 0:
         raise ConfigError("the training set is empty")
+    if val is not None and (val.dim != train.dim or val.nodes.shape[-1] != train.nodes.shape[-1]):
+        raise ConfigError(f"validation set ({val.dim}D, {val.nodes.shape[-1]} features) does not match the "
+                          f"training set ({train.dim}D, {train.nodes.shape[-1]} features)")
+
+
+def refuse_overwrite(run_dir: str | os.PathLike, resume: bool) -> None:
+    """Raise when ``run_dir`` already holds a checkpoint and ``resume`` is off (never overwrite a run)."""
+    if not resume and (Path(run_dir) / CHECKPOINT).is_file():
+        raise EqlgnError(f"{str(run_dir)!r} already holds a training checkpoint; pass resume=True (--resume) "
+                         "to continue it, or choose another output directory")
+
+
+def _restore(run_dir: Path, resume: bool, config: TrainConfig, model, optimizer, scheduler, dim: int,
+             node_features: int, device) -> tuple[int, int, list]:
+    """Load ``run_dir/checkpoint.pt`` into the training state when resuming; refuse to overwrite one."""
+    path = run_dir / CHECKPOINT
+    refuse_overwrite(run_dir, resume)
+    if not path.is_file():
+        return 0, 0, []
+    state = _load_checkpoint(path, device)
+    saved, now = state["config"], asdict(config)
+    changed = [f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in now if k != "device" and saved.get(k) != now[k]]
+    if changed or state.get("dim") != dim or state.get("node_features") != node_features:
+        what = ", ".join(changed) or f"data {state.get('dim')}D/{state.get('node_features')} features"
+        raise EqlgnError(f"cannot resume {str(run_dir)!r}: its checkpoint was trained with {what}; "
+                         "resume with the same settings and data, or choose another output directory")
+    model.load_state_dict(state["state"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    return state["epoch"], state["step"], state["history"]
+
+
+def _train(train: ParticleDataset, config: TrainConfig, val: ParticleDataset | None, run_dir: Path | None,
+           resume: bool, progress: bool | None, model: GN | None) -> TrainedModel:
+    """The training loop of :func:`fit` (inside the run-directory lock)."""
+    from tqdm.auto import tqdm
+
     device = resolve_device(config.device)
     dim, node_features = train.dim, train.nodes.shape[-1]
     model = (model or build_model(config, node_features, dim)).to(device)
@@ -367,16 +415,9 @@ def fit(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.max_lr, total_steps=total, final_div_factor=config.final_div)
     epoch, step, history = 0, 0, []
-    run_dir = Path(out) if out is not None else None
     if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if resume and (run_dir / CHECKPOINT).is_file():
-            state = _load_checkpoint(run_dir / CHECKPOINT, device)
-            model.load_state_dict(state["state"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
-            epoch, step, history = state["epoch"], state["step"], state["history"]
+        epoch, step, history = _restore(run_dir, resume, config, model, optimizer, scheduler, dim,
+                                        node_features, device)
     tensors = train.tensors(device)
     if not history and isinstance(model.edge_model, EQLEdge):
         sample = tensors.nodes[: 4096]
@@ -421,6 +462,9 @@ def fit(
             if val is not None and len(val):
                 record["val_loss"] = evaluate(model, val, device)
             history.append(record)
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise EqlgnError(f"the weights became NaN/inf in epoch {epoch}; the last good checkpoint is "
+                                 "kept; lower max_lr, set grad_clip, or prune outlier accelerations")
             if run_dir is not None:
                 _save_checkpoint(run_dir / CHECKPOINT, model, optimizer, scheduler, epoch, step,
                                  history, config, dim, node_features)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eqlgn.cli import main
-from eqlgn.compare import comparison_rows, read_result
+from eqlgn.comparison import comparison_rows, read_result
 from eqlgn.errors import EqlgnError
 
 
