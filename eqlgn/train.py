@@ -212,7 +212,7 @@ class TrainedModel:
 
 EQL_RECOMMENDED: dict[str, Any] = {
     "edge": "eql", "variant": "bottleneck", "hidden": 128, "layers": 3, "batch_size": 256,
-    "steps": 4000, "max_lr": 3e-3, "r_min": 0.1, "grad_clip": 1.0, "eql_l1": 0.05,
+    "steps": 16000, "max_lr": 3e-3, "r_min": 0.1, "grad_clip": 1.0, "eql_l1": 0.1,
     "prune_threshold": 0.05,
 }
 

@@ -1,0 +1,238 @@
+"""Shared machinery of the experiment scripts: routes, jobs, a resumable parallel grid, TOML configs.
+
+A **route** names how the law is read:
+
+* ``eql`` — EQL edge model, equations from the weights (``eqlgn.recommended_config("eql")``);
+* ``mlp-VARIANT[-SCHEDULE][+ENGINE]`` — MLP edge model of that variant (``standard``,
+  ``bottleneck``, ``kl``, ``l1``; ``l1`` takes a schedule ``constant``, ``linear`` or
+  ``triangle``), its messages fitted by symbolic regression when ``+ENGINE`` (``operon``,
+  ``pysr``) is given. Example: ``mlp-l1-linear+operon``.
+
+A **job** is one ``eqlgn.run`` call in its own directory ``OUT/LAW-Dd-nN-ROUTE-seedS``. A job
+whose ``result.json`` exists is skipped; an interrupted one resumes from its checkpoint;
+a failing one writes ``failure.json`` and the grid goes on. Only the public API is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import eqlgn
+
+SCHEDULES = ("constant", "linear", "triangle")
+VARIANTS = ("standard", "bottleneck", "kl", "l1")
+
+
+@dataclass(frozen=True)
+class Route:
+    """A parsed route name (see module docstring)."""
+
+    name: str
+    edge: str
+    variant: str | None = None
+    schedule: str | None = None
+    engine: str | None = None
+
+    @classmethod
+    def parse(cls, name: str) -> Route:
+        if name == "eql":
+            return cls(name, "eql")
+        body, _, engine = name.partition("+")
+        if not body.startswith("mlp-"):
+            raise eqlgn.ConfigError(f"route {name!r} is neither 'eql' nor 'mlp-VARIANT[-SCHEDULE][+ENGINE]'")
+        variant, _, schedule = body[4:].partition("-")
+        if variant not in VARIANTS or (schedule and (variant != "l1" or schedule not in SCHEDULES)):
+            raise eqlgn.ConfigError(f"route {name!r}: variant must be one of {VARIANTS} and only l1 takes a "
+                                    f"schedule ({', '.join(SCHEDULES)})")
+        return cls(name, "mlp", variant, schedule or None, engine or None)
+
+    def config(self, seed: int, steps: int | None = None) -> eqlgn.TrainConfig:
+        """The training config: the edge model's recommended one with this route's variant/schedule."""
+        overrides: dict = {"seed": seed}
+        if self.variant:
+            overrides["variant"] = self.variant
+        if self.schedule:
+            overrides["schedule"] = self.schedule
+        if steps:
+            overrides["steps"] = steps
+        return eqlgn.recommended_config(self.edge, **overrides)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of the grid."""
+
+    law: str
+    dim: int
+    n: int
+    route: str
+    seed: int
+    out: str
+    steps: int | None = None
+    sr_budget: int = 100
+    compose: bool = False
+    sims: int = 1000
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.out) / f"{self.law}-{self.dim}d-n{self.n}-{self.route}-seed{self.seed}"
+
+    def done(self) -> bool:
+        return (self.directory / "result.json").is_file()
+
+
+def run_job(job: Job) -> dict:
+    """Run one job (skipped when finished); never raises: failures go to ``failure.json``."""
+    if job.done():
+        return {"job": job.directory.name, "status": "skipped"}
+    route = Route.parse(job.route)
+    started = time.perf_counter()
+    try:
+        result = eqlgn.run(job.law, job.dim, job.n, edge=route.edge, seed=job.seed, out=job.directory, sims=job.sims,
+                           train=route.config(job.seed, job.steps), sr=route.engine, sr_budget=job.sr_budget,
+                           compose=job.compose and (route.engine is not None or route.edge == "eql"),
+                           resume=True, progress=False)
+    except Exception as exc:  # record and go on: one bad job must not stop a night's grid
+        record = {"job": job.directory.name, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                  "traceback": traceback.format_exc(), "seconds": time.perf_counter() - started}
+        job.directory.mkdir(parents=True, exist_ok=True)
+        _write_json(job.directory / "failure.json", record)
+        return record
+    (job.directory / "failure.json").unlink(missing_ok=True)
+    verdict = result["judge"] or {}
+    return {"job": job.directory.name, "status": "done", "passed": verdict.get("passed"),
+            "ood_r2": verdict.get("ood_r2"), "seconds": result["seconds"]["total"]}
+
+
+def _write_json(path: Path, record: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_grid(jobs: list[Job], workers: int = 1) -> list[dict]:
+    """Run jobs in ``workers`` parallel processes (threads split evenly), printing one line per job."""
+    todo = [job for job in jobs if not job.done()]
+    print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already finished, {len(todo)} to run "
+          f"in {workers} process(es)", flush=True)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    records = []
+    if workers <= 1:
+        for job in todo:
+            records.append(_report(run_job(job)))
+        return records
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(max(1, cores // workers),)) as pool:
+        futures = [pool.submit(run_job, job) for job in todo]
+        for future in as_completed(futures):
+            records.append(_report(future.result()))
+    return records
+
+
+def _report(record: dict) -> dict:
+    if record["status"] == "failed":
+        print(f"FAILED {record['job']}: {record['error']}", flush=True)
+    else:
+        print(f"{record['job']}: passed={record.get('passed')} ood_r2={record.get('ood_r2')} "
+              f"{record.get('seconds', 0):.0f} s", flush=True)
+    return record
+
+
+def to_toml(record: dict, prefix: str = "") -> str:
+    """Nested dicts of scalars and lists as TOML (``None`` values are left out; keys quoted when needed)."""
+    import re
+
+    def key(k: str) -> str:
+        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v if x is not None) + "]"
+        return json.dumps(str(v))
+
+    lines = [f"{key(k)} = {value(v)}" for k, v in record.items() if v is not None and not isinstance(v, dict)]
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in record.items():
+        if isinstance(v, dict):
+            path = f"{prefix}.{key(k)}" if prefix else key(k)
+            text += f"\n[{path}]\n" + to_toml(v, path)
+    return text
+
+
+def save_config(out: Path, args: argparse.Namespace, jobs: list[Job]) -> Path:
+    """Write ``OUT/config.toml``: the flags, the routes' training configs and the package version."""
+    from dataclasses import asdict
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"eqlgn_version": eqlgn.__version__, "date": time.strftime("%Y-%m-%d"),
+              "flags": dict(vars(args)),
+              "routes": {name: asdict(Route.parse(name).config(seed=0, steps=args.steps))
+                         for name in sorted({job.route for job in jobs})}}
+    path = out / "config.toml"
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(to_toml(record))
+    os.replace(tmp, path)
+    return path
+
+
+def grid_flags(parser: argparse.ArgumentParser, dims=(2,), ns=(4,), seeds=(0,), routes=("eql",)) -> None:
+    """The flags every experiment script shares."""
+    parser.add_argument("--dims", nargs="+", type=int, default=list(dims), help="spatial dimensions (2, 3)")
+    parser.add_argument("--ns", nargs="+", type=int, default=list(ns), help="particle counts")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(seeds))
+    parser.add_argument("--routes", nargs="+", default=list(routes),
+                        help="eql and/or mlp-VARIANT[-SCHEDULE][+ENGINE], e.g. mlp-l1-linear+operon")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the route's config)")
+    parser.add_argument("--sr-budget", type=int, default=100, help="SR iterations per expression")
+    parser.add_argument("--compose", action="store_true", help="also fit and compose the node model")
+    parser.add_argument("--sims", type=int, default=1000, help="simulations per dataset")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    parser.add_argument("--out", default="runs/experiments")
+
+
+def make_jobs(args: argparse.Namespace, laws: list[str]) -> list[Job]:
+    """Every (law, dim, n, route, seed) of the flags, validated before anything runs."""
+    for route in args.routes:
+        Route.parse(route)
+    return [Job(law, dim, n, route, seed, args.out, args.steps, args.sr_budget, args.compose, args.sims)
+            for law in laws for dim in args.dims for n in args.ns for route in args.routes for seed in args.seeds]
+
+
+def law_main(law: str, doc: str) -> None:
+    """Entry point of a per-law script: run its grid (default: the headline run) and print the results."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    grid_flags(parser)
+    args = parser.parse_args()
+    try:
+        jobs = make_jobs(args, [law])
+    except eqlgn.ConfigError as exc:
+        parser.error(str(exc))
+    print(f"config: {save_config(Path(args.out), args, jobs)}")
+    run_grid(jobs, args.jobs)
+    for job in jobs:
+        if job.done():
+            result = json.loads((job.directory / "result.json").read_text())
+            verdict = result["judge"] or {}
+            print(f"\n{job.directory.name}: {'RECOVERED' if verdict.get('passed') else 'not recovered'} "
+                  f"(OOD R² {verdict.get('ood_r2')}), {result['seconds']['total']:.0f} s")
+            for equation in result["equations"]:
+                print(f"  {equation}")
