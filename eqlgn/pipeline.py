@@ -230,14 +230,17 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
 
 def _compose(model, train_set, test, components, edge_expressions, engine, budget, seed, gn_loss) -> dict:
     """Fit the node model symbolically, compose with the edge equations, report test losses."""
+    from .extraction import round_constants
     from .symbolic import ComposedModel, fit_node_model
 
     node_fits = fit_node_model(model, test, components, engine=engine, budget=budget, seed=seed)
-    composed = ComposedModel(list(edge_expressions), [f.expression for f in node_fits], test.dim)
+    node = [round_constants(f.expression, 4) for f in node_fits]
+    composed = ComposedModel(list(edge_expressions), node, test.dim)
     refitted = composed.refit(train_set)
-    return {"engine": engine, "node_equations": [str(f.expression) for f in node_fits],
+    return {"engine": engine, "node_equations": [str(e) for e in node],
             "test_loss": composed.loss(test), "test_loss_refit": refitted.loss(test),
-            "refit_equations": {"edge": [str(e) for e in refitted.edge], "node": [str(e) for e in refitted.node]},
+            "refit_equations": {"edge": [str(round_constants(e, 4)) for e in refitted.edge],
+                                "node": [str(round_constants(e, 4)) for e in refitted.node]},
             "gn_test_loss": gn_loss, "seconds_search": sum(f.seconds for f in node_fits)}
 
 

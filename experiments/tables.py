@@ -1,0 +1,199 @@
+"""Results tables and figures from run directories, into docs/results.md (between markers).
+
+Usage:
+    python experiments/tables.py --runs runs/sweep runs/spring --docs docs
+
+Reads every result.json under the given directories and writes, between
+``<!-- sweep-tables:begin -->`` and ``<!-- sweep-tables:end -->`` in DOCS/results.md:
+
+* recovery: for each law x dim x n and route, seeds recovered (judge passed) / seeds run,
+  and how many of those in unrotated form (Li & Kim's comparison);
+* MLP variants on 2D, 4 particles (the 2024 reproduction's tables): test loss, linear-fit
+  R², sparsity (top-D std >= 100x the rest) and recovery per variant and law;
+* the composed symbolic model's test loss next to the GN's (Occam test);
+
+and figures in DOCS/figures/: the recovery grid as a heat map, loss curves per variant
+and law, and each law's message sparsity and message-vs-force scatter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import eqlgn
+
+BEGIN, END = "<!-- sweep-tables:begin -->", "<!-- sweep-tables:end -->"
+
+
+def route_of(result: dict) -> str:
+    """The route name (see experiments/common.py) a result was produced by."""
+    train = result["config"]["train"]
+    if result["edge_model"] == "eql":
+        return "eql"
+    name = f"mlp-{train['variant']}" + (f"-{train['schedule']}" if train["variant"] == "l1" else "")
+    sr = result["config"].get("sr")
+    return name + (f"+{sr}" if sr else "")
+
+
+def load(runs: list[str]) -> list[tuple[Path, dict]]:
+    found = []
+    for root in runs:
+        for path in sorted(Path(root).rglob("result.json")):
+            record = json.loads(path.read_text())
+            if "config" in record and "judge" in record:
+                found.append((path.parent, record))
+    return found
+
+
+def recovery_table(results: list[tuple[Path, dict]]) -> tuple[str, dict]:
+    """Seeds recovered / run (unrotated) per law x dim x n and route; also the grid for the heat map."""
+    grid: dict = defaultdict(lambda: [0, 0, 0])
+    for _, r in results:
+        if r["judge"] is None:
+            continue
+        cell = grid[(r["law"], r["dim"], r["n_particles"], route_of(r))]
+        cell[1] += 1
+        if r["judge"]["passed"]:
+            cell[0] += 1
+            cell[2] += bool(r["judge"].get("unrotated"))
+    routes = sorted({k[3] for k in grid})
+    systems = sorted({k[:3] for k in grid})
+    lines = ["| law | D | n | " + " | ".join(routes) + " |", "|---|---|---|" + "---|" * len(routes)]
+    for law, dim, n in systems:
+        cells = []
+        for route in routes:
+            passed, total, unrotated = grid.get((law, dim, n, route), (0, 0, 0))
+            cells.append(f"{passed}/{total} ({unrotated} unrotated)" if total else "–")
+        lines.append(f"| {law} | {dim} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n", dict(grid)
+
+
+def variants_table(results: list[tuple[Path, dict]]) -> str:
+    """MLP runs on 2D, 4 particles: mean over seeds of test loss, worst linear-fit R², sparsity, recovery."""
+    rows: dict = defaultdict(list)
+    for _, r in results:
+        if r["edge_model"] == "mlp" and r["dim"] == 2 and r["n_particles"] == 4:
+            rows[(r["law"], route_of(r))].append(r)
+    lines = ["| law | route | seeds | test MAE | linear-fit R² (worst component) | sparse (ratio ≥ 100) | recovered |",
+             "|---|---|---|---|---|---|---|"]
+    for (law, route), runs in sorted(rows.items()):
+        mae = sum(r["test_loss"] for r in runs) / len(runs)
+        r2 = sum(r["linear_fit_r2"] for r in runs) / len(runs)
+        sparse = sum(1 for r in runs if (r.get("sparsity_ratio") or 0) >= 100)
+        judged = [r for r in runs if r["judge"] is not None]
+        recovered = f"{sum(r['judge']['passed'] for r in judged)}/{len(judged)}" if judged else "no SR"
+        lines.append(f"| {law} | {route} | {len(runs)} | {mae:.4f} | {r2:.3f} | {sparse}/{len(runs)} | {recovered} |")
+    return "\n".join(lines) + "\n"
+
+
+def composed_table(results: list[tuple[Path, dict]]) -> str:
+    """GN test loss next to the composed symbolic model's, before and after refitting constants."""
+    lines = ["| law | D | n | route | seed | GN test MAE | symbolic model | after constant refit | node equations |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for _, r in sorted(results, key=lambda x: (x[1]["law"], route_of(x[1]), x[1]["seed"])):
+        c = r.get("composed")
+        if not c:
+            continue
+        node = "; ".join(f"`{e[:70]}{'…' if len(e) > 70 else ''}`" for e in c["node_equations"])
+        lines.append(f"| {r['law']} | {r['dim']} | {r['n_particles']} | {route_of(r)} | {r['seed']} | "
+                     f"{c['gn_test_loss']:.4f} | {c['test_loss']:.4f} | {c['test_loss_refit']:.4f} | {node} |")
+    return "\n".join(lines) + "\n"
+
+
+def figures(results: list[tuple[Path, dict]], grid: dict, out: Path) -> list[str]:
+    """Heat map of the recovery grid, loss curves per variant, sparsity and scatter per law."""
+    from eqlgn.plots import plot_loss_curves
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = [plot_recovery_grid(grid, out / "recovery_grid.png")]
+    by_law: dict = defaultdict(dict)
+    for directory, r in results:
+        log = directory / "train_log.jsonl"
+        if r["dim"] == 2 and r["n_particles"] == 4 and r["seed"] == 0 and log.is_file():
+            by_law[r["law"]][route_of(r)] = [json.loads(line) for line in log.read_text().splitlines()]
+            for name in ("sparsity", "messages"):
+                source = directory / f"{name}.png"
+                if route_of(r).startswith("mlp-l1-linear") and source.is_file():
+                    shutil.copyfile(source, out / f"{r['law']}_{name}.png")
+                    written.append(str(out / f"{r['law']}_{name}.png"))
+    for law, histories in by_law.items():
+        written.append(str(plot_loss_curves(histories, out / f"{law}_loss_curves.png", f"{law} 2D n=4, seed 0")))
+    return written
+
+
+def plot_recovery_grid(grid: dict, path: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    routes = sorted({k[3] for k in grid})
+    systems = sorted({k[:3] for k in grid})
+    rate = np.full((len(systems), len(routes)), np.nan)
+    for (law, dim, n, route), (passed, total, _) in grid.items():
+        if total:
+            rate[systems.index((law, dim, n)), routes.index(route)] = passed / total
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(routes), 0.8 + 0.35 * len(systems)))
+    image = ax.imshow(rate, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for i, system in enumerate(systems):
+        for j, route in enumerate(routes):
+            passed, total, _ = grid.get((*system, route), (0, 0, 0))
+            if total:
+                ax.text(j, i, f"{passed}/{total}", ha="center", va="center",
+                        color="white" if passed / total < 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(routes)), routes, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(systems)), [f"{law} {d}D n={n}" for law, d, n in systems], fontsize=8)
+    fig.colorbar(image, ax=ax, label="seeds recovered")
+    ax.set_title("recovery (judge passed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
+
+
+def write_section(results_md: Path, section: str) -> None:
+    text = results_md.read_text() if results_md.is_file() else "# Results\n"
+    block = f"{BEGIN}\n{section}{END}"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    results_md.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", default=["runs/sweep"])
+    parser.add_argument("--docs", default="docs")
+    parser.add_argument("--note", default="", help="a sentence on the budget and hardware of the runs")
+    args = parser.parse_args()
+    results = load(args.runs)
+    if not results:
+        parser.error(f"no result.json under {args.runs}")
+    recovery, grid = recovery_table(results)
+    seconds = [r["seconds"]["total"] for _, r in results]
+    devices = sorted({r["device"] for _, r in results})
+    header = (f"## Sweep tables (generated by `experiments/tables.py`)\n\n"
+              f"{len(results)} runs from {', '.join(args.runs)}; generated {datetime.date.today()} on "
+              f"{platform.machine()} ({', '.join(devices)}); median {sorted(seconds)[len(seconds) // 2]:.0f} s "
+              f"per run. EQL config: `{eqlgn.recommended_config('eql')}`. MLP config: "
+              f"`{eqlgn.recommended_config('mlp')}`. {args.note}\n\n")
+    section = (header + "### Recovery: seeds recovered / seeds run\n\n" + recovery
+               + "\n![recovery grid](figures/recovery_grid.png)\n\n"
+               + "### MLP variants, 2D, 4 particles\n\n" + variants_table(results)
+               + "\n### Composed symbolic model vs the GN (test MAE of accelerations)\n\n" + composed_table(results))
+    write_section(Path(args.docs) / "results.md", section)
+    for path in figures(results, grid, Path(args.docs) / "figures"):
+        print("wrote", path)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
