@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from .data import ParticleDataset, iterate_batches
-from .errors import ConfigError
 from .laws import get_law
 from .models import GN, kl_to_standard_normal
 
@@ -30,7 +29,8 @@ class MessageSample:
         kl: ``[N, M]`` per-edge KL of each component (``kl`` variant) or ``None``.
         receiver: ``[N, F]`` receiver (particle 1) features.
         sender: ``[N, F]`` sender (particle 2) features.
-        force: ``[N, D]`` true force on 1 from 2 (from the law's NumPy formula).
+        force: ``[N, D]`` true force on 1 from 2 (from the law's NumPy formula), or ``None``
+            for data of unknown law (users' own trajectories).
         dim: spatial dimension.
     """
 
@@ -38,7 +38,7 @@ class MessageSample:
     kl: np.ndarray | None
     receiver: np.ndarray
     sender: np.ndarray
-    force: np.ndarray
+    force: np.ndarray | None
     dim: int
 
     @property
@@ -56,9 +56,7 @@ class MessageSample:
 def collect_messages(model: GN, data: ParticleDataset, max_graphs: int = 5000,
                      seed: int = 0) -> MessageSample:
     """Run ``model`` on up to ``max_graphs`` graphs of ``data`` and record every edge."""
-    if data.meta.law is None:
-        raise ConfigError("message analysis needs a dataset whose force law is known")
-    law = get_law(data.meta.law)
+    law = get_law(data.meta.law) if data.meta.law is not None else None
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(data), size=min(max_graphs, len(data)), replace=False)
@@ -77,8 +75,8 @@ def collect_messages(model: GN, data: ParticleDataset, max_graphs: int = 5000,
     arrays = {k: np.concatenate(v).astype(np.float64) if v else None for k, v in parts.items()}
     d = data.dim
     r, s = arrays["receiver"], arrays["sender"]
-    force = law.force(r[:, :d] - s[:, :d], r[:, 2 * d + 1], s[:, 2 * d + 1], r[:, 2 * d], s[:, 2 * d],
-                      data.meta.softening)
+    force = None if law is None else law.force(r[:, :d] - s[:, :d], r[:, 2 * d + 1], s[:, 2 * d + 1],
+                                               r[:, 2 * d], s[:, 2 * d], data.meta.softening)
     return MessageSample(arrays["messages"], arrays["kl"], r, s, force, d)
 
 
@@ -140,10 +138,14 @@ def analyze_messages(sample: MessageSample, dim: int | None = None) -> MessageAn
     order = np.argsort(-score)
     components = [int(i) for i in order[:dim]]
     ratio = float(score[order[dim - 1]] / max(score[order[dim]], 1e-30)) if len(order) > dim else np.inf
-    over_m1 = sample.force / sample.m1[:, None]
-    r2_f = [linear_fit_r2(sample.messages[:, c], sample.force)[0] for c in components]
-    r2_m = [linear_fit_r2(sample.messages[:, c], over_m1)[0] for c in components]
-    target, r2 = ("F", r2_f) if np.mean(r2_f) >= np.mean(r2_m) else ("F/m1", r2_m)
+    if sample.force is None:  # unknown law: no force to compare with
+        r2_f = r2_m = r2 = [float("nan")] * len(components)
+        target = "unknown"
+    else:
+        over_m1 = sample.force / sample.m1[:, None]
+        r2_f = [linear_fit_r2(sample.messages[:, c], sample.force)[0] for c in components]
+        r2_m = [linear_fit_r2(sample.messages[:, c], over_m1)[0] for c in components]
+        target, r2 = ("F", r2_f) if np.mean(r2_f) >= np.mean(r2_m) else ("F/m1", r2_m)
     return MessageAnalysis(components, [int(i) for i in order[:15]], [float(score[i]) for i in order[:15]],
                            r2_f, r2_m, target, r2, ratio, criterion)
 

@@ -31,7 +31,8 @@ def _float_list(text: str) -> list[float]:
 def _add_simulation_flags(p: argparse.ArgumentParser, steps_flag: str = "--steps") -> None:
     from .laws import LAWS
 
-    p.add_argument("--law", default="spring", help=f"force law: {', '.join(LAWS)} (default spring)")
+    p.add_argument("--law", default=None, help=f"force law: {', '.join(LAWS)} (default spring; with --data: "
+                   "the law to judge against, none if not given)")
     p.add_argument("--dim", type=int, default=2, help="spatial dimension, 2 or 3 (default 2)")
     p.add_argument("--n", type=int, default=4, help="particles per simulation (default 4)")
     p.add_argument("--sims", type=int, default=1000, help="number of simulations (default 1000)")
@@ -102,7 +103,7 @@ def _configs(args: argparse.Namespace, default_edge: str | None = None):
     from .simulator import SimulationConfig
     from .train import TrainConfig, recommended_config
 
-    sim = SimulationConfig(law=args.law, dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,
+    sim = SimulationConfig(law=args.law or "spring", dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,
                            save_every=args.save_every, dt=args.dt, softening=args.softening,
                            charge_choices=args.charges, seed=args.seed)
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
@@ -123,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npz path")
     p.add_argument("--prune-outliers", action="store_true",
                    help="drop snapshots outside 1.5 IQR of the largest acceleration")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="relative Gaussian noise (0.05 = 5%%) added to --noise-on (default 0)")
+    p.add_argument("--noise-on", default="accelerations", choices=["accelerations", "positions"],
+                   help="accelerations: sigma = noise x |a| per particle; positions: sigma = noise x median "
+                        "pair distance (default accelerations)")
+    p.add_argument("--save-trajectories", default=None,
+                   help="also write the trajectories (positions over time) as .csv or .npz, for --data")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_simulate)
 
@@ -142,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SR iterations per expression (PySR niterations, operon generations; default 100)")
     p.add_argument("--compose", action="store_true",
                    help="also fit the node model symbolically and report the composed model's test loss")
+    p.add_argument("--data", default=None,
+                   help="your data instead of a simulation: an eqlgn dataset .npz or a trajectory file (.csv long "
+                        "format sim,t,particle,x,y[,z],q,m or .npz positions/times/masses); dim and n come from it")
+    p.add_argument("--derivative", default="central", choices=["central", "savgol"],
+                   help="how accelerations are estimated from trajectory positions (default central; savgol for "
+                        "noisy positions)")
+    p.add_argument("--window", type=int, default=7, help="Savitzky-Golay window in snapshots (odd; default 7)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("analyze", help="analyse the messages of a trained run; write figures")
@@ -166,10 +181,18 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import simulate
 
     data = simulate(
-        args.law, args.dim, args.n, args.sims, args.seed, steps=args.sim_steps,
+        args.law or "spring", args.dim, args.n, args.sims, args.seed, steps=args.sim_steps,
         save_every=args.save_every, dt=args.dt, softening=args.softening,
         charge_choices=args.charges, progress=False if args.no_progress else None,
     )
+    if args.noise:
+        from .trajectories import add_noise
+
+        data = add_noise(data, args.noise, args.noise_on, seed=args.seed)
+    if args.save_trajectories:
+        from .trajectories import save_trajectories
+
+        print(f"saved trajectories {save_trajectories(data, args.save_trajectories)}")
     if args.prune_outliers:
         data, dropped = data.prune_outliers()
         print(f"pruned {dropped} outlier snapshots ({dropped / (len(data) + dropped):.1%})")
@@ -194,13 +217,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import format_result, run
+    from .pipeline import format_result, load_data, run
 
     sim, config = _configs(args, default_edge="eql")
-    result = run(sim.law, sim.dim, sim.n, config.edge, args.seed, out=args.out, sims=sim.sims,
-                 train=config, prune_outliers=True if args.prune_outliers is None else args.prune_outliers,
+    data = None if args.data is None else load_data(args.data, args.law, args.derivative, args.window)
+    result = run(args.law if data is not None else sim.law, sim.dim, sim.n, config.edge, args.seed, out=args.out,
+                 sims=sim.sims, train=config,
+                 prune_outliers=True if args.prune_outliers is None else args.prune_outliers,
                  cache_dir=args.cache_dir, resume=args.resume, progress=False if args.no_progress else None,
-                 sr=args.sr, sr_budget=args.sr_budget, compose=args.compose)
+                 sr=args.sr, sr_budget=args.sr_budget, compose=args.compose, data=data)
     print(format_result(result))
     return 0
 

@@ -65,6 +65,10 @@ class DatasetMeta:
         feature_names: names of the ``F`` node feature columns.
         pruned: snapshots removed by IQR pruning so far.
         format_version: dataset file format version.
+        derivatives: how velocities and accelerations were obtained: ``exact`` (the
+            simulator's ``-grad U / m``) or the estimator used on positions
+            (``central differences``, ``savgol(window=W, order=K)``).
+        noise: noise added on purpose, e.g. ``{"relative": 0.05, "on": "accelerations"}``.
     """
 
     law: str | None
@@ -82,6 +86,8 @@ class DatasetMeta:
     feature_names: list[str] = field(default_factory=list)
     pruned: int = 0
     format_version: int = FORMAT_VERSION
+    derivatives: str = "exact"
+    noise: dict | None = None
 
     def __post_init__(self) -> None:
         if not self.feature_names and self.dim in (2, 3):
@@ -220,7 +226,8 @@ class ParticleDataset:
             f"  features: {', '.join(meta.feature_names)}",
             f"  dt={meta.dt} steps={meta.steps} save_every={meta.save_every} "
             f"softening={meta.softening if meta.softened else 'none'} seed={meta.seed} "
-            f"integrator={meta.integrator}",
+            f"integrator={meta.integrator} derivatives={meta.derivatives}"
+            + (f" noise={meta.noise}" if meta.noise else ""),
         ]
         if len(self):
             q = np.percentile(acc, [50, 99, 100])

@@ -14,11 +14,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from ._io import atomic_write_json, run_lock
 from .analysis import MessageAnalysis, analyze
 from .data import ParticleDataset
 from .equations import complexity
 from .errors import ConfigError, EqlgnError, unknown_name
+from .laws import get_law
 from .simulator import SimulationConfig, simulate
 from .train import TrainConfig, TrainedModel, evaluate, fit, refuse_overwrite
 
@@ -27,13 +30,14 @@ MODEL_FILE = "model.pt"
 DEFAULT_CACHE = "data/cache"
 
 
-def prepare_data(sim: SimulationConfig, cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
-                 prune_outliers: bool = False, split_seed: int = 0,
-                 progress: bool | None = None) -> tuple[ParticleDataset, ParticleDataset, ParticleDataset]:
-    """Simulate (or read the cached dataset), optionally IQR-prune, split 80/10/10 by simulation."""
-    data = simulate(sim.law, sim.dim, sim.n, sim.sims, sim.seed, steps=sim.steps,
-                    save_every=sim.save_every, dt=sim.dt, softening=sim.softening,
-                    charge_choices=sim.charge_choices, cache_dir=cache_dir, progress=progress)
+def prepare_data(sim: SimulationConfig | None, cache_dir: str | os.PathLike | None = DEFAULT_CACHE,
+                 prune_outliers: bool = False, split_seed: int = 0, progress: bool | None = None,
+                 data: ParticleDataset | None = None) -> tuple[ParticleDataset, ParticleDataset, ParticleDataset]:
+    """Simulate (or read the cached dataset, or take ``data``), optionally IQR-prune, split 80/10/10 by simulation."""
+    if data is None:
+        data = simulate(sim.law, sim.dim, sim.n, sim.sims, sim.seed, steps=sim.steps,
+                        save_every=sim.save_every, dt=sim.dt, softening=sim.softening,
+                        charge_choices=sim.charge_choices, cache_dir=cache_dir, progress=progress)
     if prune_outliers:
         data, _ = data.prune_outliers()
     elif (report := data.extreme_accelerations()) is not None:
@@ -65,6 +69,31 @@ def _train_run(sim, config, out: Path, cache_dir, prune_outliers: bool, resume: 
     record.update(status="trained", test_loss=test_loss, seconds=time.perf_counter() - started)
     atomic_write_json(out / RUN_FILE, record)
     return trained
+
+
+def load_data(path: str | os.PathLike, law: str | None = None, derivative: str = "central",
+              window: int = 7) -> ParticleDataset:
+    """Users' data: an eqlgn dataset (``.npz`` with ``nodes``) or a trajectory file (CSV / npz positions).
+
+    ``law``, when given, names the force law of trajectory data (for the judge); a dataset
+    that records another law is refused.
+    """
+    from .trajectories import load_trajectories
+
+    path = Path(path)
+    is_dataset = False
+    if path.suffix.lower() == ".npz" and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                is_dataset = "nodes" in archive.files
+        except Exception:
+            is_dataset = False  # let the loaders name the fault
+    if not is_dataset:
+        return load_trajectories(path, law=law, method=derivative, window=window)
+    data = ParticleDataset.load(path)
+    if law is not None and data.meta.law is not None:
+        data.check_matches(law=law, source=f"dataset {str(path)!r}")
+    return data
 
 
 def load_run(out: str | os.PathLike) -> tuple[dict, TrainedModel]:
@@ -99,12 +128,13 @@ def write_figures(out: Path, analysis: MessageAnalysis, sample, histories: dict,
     from .plots import plot_loss_curves, plot_message_scatter, plot_sparsity
 
     plot_sparsity(analysis, out / "sparsity.png", title=f"message sparsity: {title}")
-    plot_message_scatter(sample, analysis, out / "messages.png")
+    if sample.force is not None:  # data of unknown law have no force to compare with
+        plot_message_scatter(sample, analysis, out / "messages.png")
     plot_loss_curves(histories, out / "loss.png", title=title)
 
 
 def run(
-    law: str = "spring",
+    law: str | None = None,
     dim: int = 2,
     n: int = 4,
     edge: str = "eql",
@@ -119,11 +149,14 @@ def run(
     sr: str | None = None,
     sr_budget: int = 100,
     compose: bool = False,
+    data: str | os.PathLike | ParticleDataset | None = None,
 ) -> dict:
     """Simulate (or reuse data) -> train -> extract -> judge; write ``out/result.json``.
 
     Args:
-        law, dim, n, sims: the particle system (see :func:`eqlgn.simulate`).
+        law, dim, n, sims: the particle system (see :func:`eqlgn.simulate`); ``law``
+            defaults to ``spring`` when simulating. With ``data``, ``law`` names the law
+            to judge against (``None``: unknown, no verdict) and dim/n come from the data.
         edge: ``eql`` (equations read from the weights) or ``mlp`` (equations by symbolic
             regression on the messages when ``sr`` names an engine; messages only otherwise).
         seed: seeds the simulation, the split, training and the SR search.
@@ -138,6 +171,8 @@ def run(
         sr_budget: SR iterations per expression (PySR ``niterations``, operon generations).
         compose: also fit the node model symbolically (engine ``sr``, default ``operon``) and
             report the composed symbolic model's test loss next to the GN's.
+        data: users' data instead of a simulation: a dataset, an eqlgn dataset file or a
+            trajectory file (CSV / npz, see :mod:`eqlgn.trajectories`).
 
     Returns:
         The result record (also written to ``out/result.json``, see DESIGN.md).
@@ -153,19 +188,30 @@ def run(
     config = train or recommended_config(edge, seed=seed)
     if config.edge != edge:
         raise EqlgnError(f"edge={edge!r} but the training config says edge={config.edge!r}")
-    out = Path(out or f"runs/{law}-{dim}d-n{n}-{edge}{'-' + sr if sr else ''}-seed{seed}")
-    sim = SimulationConfig(law=law, dim=dim, n=n, sims=sims, seed=seed)
+    dataset, sim = None, None
+    if data is not None:
+        dataset = data if isinstance(data, ParticleDataset) else load_data(data, law)
+        law = law or dataset.meta.law
+        if law is not None and dataset.meta.law is None:
+            dataset.meta.law = get_law(law).name
+        dim, n = dataset.dim, dataset.n_particles
+    else:
+        law = law or "spring"
+        sim = SimulationConfig(law=law, dim=dim, n=n, sims=sims, seed=seed)
+    out = Path(out or f"runs/{law or 'data'}-{dim}d-n{n}-{edge}{'-' + sr if sr else ''}-seed{seed}")
     with run_lock(out):
-        return _run(sim, config, out, edge, seed, prune_outliers, cache_dir, resume, progress, sr, sr_budget, compose)
+        return _run(sim, dataset, law, config, out, edge, seed, prune_outliers, cache_dir, resume, progress, sr,
+                    sr_budget, compose)
 
 
-def _run(sim: SimulationConfig, config: TrainConfig, out: Path, edge: str, seed: int, prune_outliers: bool,
-         cache_dir, resume: bool, progress, sr: str | None, sr_budget: int, compose: bool) -> dict:
+def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str | None, config: TrainConfig,
+         out: Path, edge: str, seed: int, prune_outliers: bool, cache_dir, resume: bool, progress, sr: str | None,
+         sr_budget: int, compose: bool) -> dict:
     """The body of :func:`run`, inside the run-directory lock."""
-    law, dim, n = sim.law, sim.dim, sim.n
     refuse_overwrite(out, resume)
     clock = {"start": time.perf_counter()}
-    train_set, val, test = prepare_data(sim, cache_dir, prune_outliers, seed, progress)
+    train_set, val, test = prepare_data(sim, cache_dir, prune_outliers, seed, progress, data=dataset)
+    dim, n = train_set.dim, train_set.n_particles
     clock["simulate"] = time.perf_counter()
     trained = fit(train_set, config, val=val, out=out, resume=resume, progress=progress)
     trained.save(out / MODEL_FILE)
@@ -185,7 +231,7 @@ def _run(sim: SimulationConfig, config: TrainConfig, out: Path, edge: str, seed:
         "equations": [str(e) for e in found["expressions"]],
         "significant_components": analysis.components,
         "message_std": analysis.spread[: len(analysis.components) + 1],
-        "linear_fit_r2": min(analysis.r2),
+        "linear_fit_r2": None if law is None else min(analysis.r2),
         "sparsity_ratio": analysis.sparsity_ratio,
         "judge": found["verdict"],
         "complexity": sum(complexity(e) for e in found["expressions"]) if found["expressions"] else None,
@@ -197,11 +243,14 @@ def _run(sim: SimulationConfig, config: TrainConfig, out: Path, edge: str, seed:
                     "compose": clock["compose"] - clock["extract"],
                     "total": clock["compose"] - clock["start"]},
         "device": str(device),
-        "config": {"simulation": asdict(sim), "train": asdict(config), "prune_outliers": prune_outliers,
+        "data": None if dataset is None else {"derivatives": dataset.meta.derivatives, "noise": dataset.meta.noise,
+                                              "snapshots": len(dataset)},
+        "config": {"simulation": None if sim is None else asdict(sim), "train": asdict(config),
+                   "prune_outliers": prune_outliers,
                    "sr": sr, "sr_budget": sr_budget, "compose": compose},
     }
     atomic_write_json(out / "result.json", result)
-    write_figures(out, analysis, sample, {edge: trained.history}, f"{law} {dim}D n={n}, {edge}")
+    write_figures(out, analysis, sample, {edge: trained.history}, f"{law or 'data'} {dim}D n={n}, {edge}")
     return result
 
 
@@ -213,14 +262,18 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
 
     if edge == "eql":
         recovered = extract(model, test)
-        verdict = judge(recovered.expressions, law, dim).to_dict()
-        verdict.update(unrotated=recovered.unrotated, fidelity=recovered.fidelity)
+        verdict = None
+        if law is not None:
+            verdict = judge(recovered.expressions, law, dim).to_dict()
+            verdict.update(unrotated=recovered.unrotated, fidelity=recovered.fidelity)
         return {"expressions": recovered.expressions, "method": "eql", "verdict": verdict}
     if sr is None:
         return {"expressions": [], "method": "none", "verdict": None}
     fits = fit_messages(sample, analysis.components, engine=sr, budget=sr_budget, seed=seed)
     atomic_write_json(out / "sr_fits.json", [f.to_dict() for f in fits])
     expressions = [round_constants(f.expression, 4) for f in fits]
+    if law is None:
+        return {"expressions": expressions, "method": sr, "verdict": None}
     verdict = judge(expressions, law, dim).to_dict()
     axes = [{f"d{a}"} for a in "xyz"[:dim]]
     verdict["unrotated"] = all(sum(bool({s.name for s in e.free_symbols} & a) for a in axes) == 1
@@ -246,11 +299,13 @@ def _compose(model, train_set, test, components, edge_expressions, engine, budge
 
 def format_result(result: dict) -> str:
     """The end-of-run summary printed by ``eqlgn run``: equations and the verdict."""
-    lines = [f"{result['law']} {result['dim']}D n={result['n_particles']} edge={result['edge_model']} "
+    lines = [f"{result['law'] or 'data of unknown law'} {result['dim']}D n={result['n_particles']} "
+             f"edge={result['edge_model']} "
              f"seed={result['seed']}: test MAE {result['test_loss']:.4g}, "
              f"{result['seconds']['total']:.0f} s on {result['device']}",
              f"messages: components {result['significant_components']}, linear-fit R^2 "
-             f"{result['linear_fit_r2']:.4f}, sparsity ratio {result['sparsity_ratio']:.3g}"]
+             + (f"{result['linear_fit_r2']:.4f}" if result["linear_fit_r2"] is not None else "- (law unknown)")
+             + f", sparsity ratio {result['sparsity_ratio']:.3g}"]
     for component, equation in zip(result["significant_components"], result["equations"]):
         lines.append(f"  message {component} = {equation}")
     verdict = result["judge"]

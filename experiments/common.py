@@ -209,11 +209,15 @@ def grid_flags(parser: argparse.ArgumentParser, dims=(2,), ns=(4,), seeds=(0,), 
 
 
 def make_jobs(args: argparse.Namespace, laws: list[str]) -> list[Job]:
-    """Every (law, dim, n, route, seed) of the flags, validated before anything runs."""
+    """Every (law, dim, n, route, seed) of the flags, validated before anything runs.
+
+    Seeds vary slowest, so an interrupted grid has covered every law and route once before
+    it repeats any of them with another seed.
+    """
     for route in args.routes:
         Route.parse(route)
     return [Job(law, dim, n, route, seed, args.out, args.steps, args.sr_budget, args.compose, args.sims)
-            for law in laws for dim in args.dims for n in args.ns for route in args.routes for seed in args.seeds]
+            for seed in args.seeds for dim in args.dims for n in args.ns for law in laws for route in args.routes]
 
 
 def law_main(law: str, doc: str) -> None:

@@ -1,0 +1,139 @@
+"""Users' trajectories: loaders, estimated accelerations (second order), malformed files, noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import eqlgn
+from eqlgn.cli import main
+from eqlgn.errors import ConfigError, DatasetError
+from eqlgn.trajectories import add_noise, from_trajectories, load_trajectories, save_trajectories, trajectories_of
+
+# (law, base stride): strides at which the truncation error dominates float32 rounding
+STRIDES = [("spring", 4), ("r1", 8), ("r2", 32), ("charge", 32)]
+
+
+def median_relative_error(estimated: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.median(np.linalg.norm(estimated - exact, axis=-1) / np.linalg.norm(exact, axis=-1)))
+
+
+@pytest.mark.parametrize("law, base", STRIDES)
+def test_central_differences_are_second_order_in_the_step(law, base):
+    data = eqlgn.simulate(law, 2, 4, 20, seed=0, steps=2000, save_every=1, progress=False)
+    positions, times, masses, charges = trajectories_of(data)
+    exact = data.accelerations[np.lexsort((data.times, data.sim_ids))].reshape(20, -1, 4, 2)
+    errors = []
+    for stride in (4 * base, 2 * base):
+        estimated = from_trajectories(positions[:, ::stride], times[::stride], masses, charges, law=law)
+        errors.append(median_relative_error(estimated.accelerations, exact[:, ::stride][:, 1:-1].reshape(-1, 4, 2)))
+        assert estimated.meta.derivatives == "central differences"
+    assert 3.2 < errors[0] / errors[1] < 5.0, errors  # halving the step quarters the error
+    assert errors[1] < 0.01
+
+
+def test_savgol_estimates_accelerations_from_noisy_positions():
+    data = eqlgn.simulate("spring", 2, 4, 10, seed=1, steps=1000, save_every=1, progress=False)
+    positions, times, masses, charges = trajectories_of(data)
+    exact = data.accelerations[np.lexsort((data.times, data.sim_ids))].reshape(10, -1, 4, 2)
+    noisy = positions + 1e-4 * np.random.default_rng(0).normal(size=positions.shape)
+    stride = 4
+    central = from_trajectories(noisy[:, ::stride], times[::stride], masses, charges)
+    smooth = from_trajectories(noisy[:, ::stride], times[::stride], masses, charges, method="savgol", window=9)
+    truth = exact[:, ::stride]
+    error_central = median_relative_error(central.accelerations, truth[:, 1:-1].reshape(-1, 4, 2))
+    error_smooth = median_relative_error(smooth.accelerations, truth[:, 4:-4].reshape(-1, 4, 2))
+    assert error_smooth < 0.5 * error_central
+    assert smooth.meta.derivatives == "savgol(window=9, order=3)"
+
+
+def test_csv_and_npz_give_the_same_dataset(tmp_path):
+    data = eqlgn.simulate("charge", 3, 3, 4, seed=0, steps=60, progress=False)
+    a = load_trajectories(save_trajectories(data, tmp_path / "t.csv"), law="charge")
+    b = load_trajectories(save_trajectories(data, tmp_path / "t.npz"), law="charge")
+    for name in ("nodes", "accelerations", "sim_ids", "times"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert (a.dim, a.n_particles, len(a)) == (3, 3, 4 * (12 - 2))
+    np.testing.assert_array_equal(a.charges[:, 0], np.repeat(trajectories_of(data)[3][:, 0], 10))
+    assert a.meta.law == "charge" and a.meta.integrator == "trajectory file"
+
+
+def write_csv(path, rows, header="sim,t,particle,x,y,q,m"):
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def good_rows(sims=1, times=4, particles=2):
+    return [f"{s},{0.1 * t:.1f},{p},{p + 0.01 * t ** 2},{0.5 * p},1,{1 + p}"
+            for s in range(sims) for t in range(times) for p in range(particles)]
+
+
+@pytest.mark.parametrize("edit, header, match", [
+    (lambda r: r, "sim,t,particle,x,y,q", r"header lacks column\(s\) \['m'\]"),
+    (lambda r: r[:3] + r[4:], None, "no row for particle 1 at t=0.1 in sim 0"),
+    (lambda r: r + ["1,0.0,0,0,0,1,1", "1,0.1,0,0,0,1,1", "1,0.2,0,0,0,1,1", "1,0.3,0,0,0,1,1"], None,
+     "no row for particle 1 at t=0 in sim 1"),
+    (lambda r: r[:5] + ["0,0.2,1,nan,0.5,1,2"] + r[6:], None, "row 7: NaN or inf"),
+    (lambda r: r[:2], None, "at least 3 time steps"),
+    (lambda r: [x.replace("0.3,", "0.35,") for x in r], None, "time steps are not uniform"),
+    (lambda r: r + r[:1], None, "row 10: particle 0 at t=0 in sim 0 appears more than once"),
+    (lambda r: r[:1] + ["0,0.0,1,abc,0,1,2"] + r[2:], None, "row 3: expected numbers"),
+    (lambda r: r[:7] + ["0,0.3,1,1.09,0.5,1,3"], None, "row 9: the mass of particle 1 changes over time"),
+    (lambda r: [], None, "has a header but no rows"),
+])
+def test_malformed_csv_names_the_row_or_column(tmp_path, edit, header, match):
+    path = write_csv(tmp_path / "bad.csv", edit(good_rows()), header or "sim,t,particle,x,y,q,m")
+    with pytest.raises(DatasetError, match=match):
+        load_trajectories(path)
+
+
+def test_a_good_csv_without_charges_loads(tmp_path):
+    rows = [",".join(r.split(",")[:5] + r.split(",")[6:]) for r in good_rows(sims=2, times=5)]
+    data = load_trajectories(write_csv(tmp_path / "ok.csv", rows, "sim,t,particle,x,y,m"))
+    assert (len(data), data.n_particles) == (2 * 3, 2)
+    assert (data.charges == 0).all()
+    np.testing.assert_allclose(data.accelerations[:, 1, 0], 2.0, rtol=1e-5)  # x = 1 + 0.01 (10 t)^2 -> x'' = 2
+
+
+@pytest.mark.parametrize("arrays, match", [
+    ({"times": np.arange(5.0), "masses": np.ones(2)}, r"missing array\(s\) \['positions'\]"),
+    ({"positions": np.zeros((5, 2, 2)), "times": np.arange(5.0), "masses": np.ones(3)}, "array 'masses' has shape"),
+    ({"positions": np.full((5, 2, 2), np.nan), "times": np.arange(5.0), "masses": np.ones(2)},
+     "array 'positions' holds 20 NaN"),
+    ({"positions": np.zeros((5, 2)), "times": np.arange(5.0), "masses": np.ones(2)}, "must be \\[S, T, n, D\\]"),
+    ({"positions": np.zeros((5, 2, 2)), "times": np.arange(5.0), "masses": -np.ones(2)}, "positive"),
+])
+def test_malformed_npz_names_the_array(tmp_path, arrays, match):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError, match=match):
+        load_trajectories(path)
+
+
+def test_noise_has_the_promised_relative_size(small_spring):
+    noisy = add_noise(small_spring, 0.05, "accelerations", seed=1)
+    size = np.linalg.norm(small_spring.accelerations, axis=-1, keepdims=True)
+    ratio = (noisy.accelerations - small_spring.accelerations) / size
+    assert abs(ratio.std() - 0.05) < 0.003 and noisy.meta.noise == {"relative": 0.05, "on": "accelerations", "seed": 1}
+    moved = add_noise(small_spring, 0.01, "positions")
+    assert np.array_equal(moved.accelerations, small_spring.accelerations)
+    assert 0 < np.abs(moved.positions - small_spring.positions).mean() < 0.05
+    with pytest.raises(ConfigError, match="did you mean 'positions'"):
+        add_noise(small_spring, 0.1, "position")
+
+
+def test_cli_simulate_saves_trajectories_and_run_reads_them(tmp_path, capsys):
+    traj = tmp_path / "t.csv"
+    assert main(["simulate", "--sims", "6", "--steps", "60", "--out", str(tmp_path / "d.npz"), "--noise", "0.01",
+                 "--save-trajectories", str(traj), "--no-progress"]) == 0
+    assert "saved trajectories" in capsys.readouterr().out
+    assert eqlgn.load_dataset(tmp_path / "d.npz").meta.noise["relative"] == 0.01
+    assert main(["run", "--data", str(traj), "--edge", "eql", "--steps", "20", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "data of unknown law 2D n=4" in printed and "judge" not in printed
+    assert main(["run", "--data", str(traj), "--law", "spring", "--steps", "20", "--out", str(tmp_path / "r2"),
+                 "--no-progress"]) == 0
+    assert "judge: " in capsys.readouterr().out
+    assert main(["run", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r3")]) == 2
+    assert "does not exist" in capsys.readouterr().err
