@@ -49,6 +49,11 @@ _EXPORTS = {
     "Verdict": "judging",
     "parse_equation": "equations",
     "run": "pipeline",
+    "load_data": "pipeline",
+    # users' trajectories
+    "load_trajectories": "trajectories",
+    "save_trajectories": "trajectories",
+    "add_noise": "trajectories",
     # symbolic regression and the classic route
     "fit_symbolic": "sr",
     "SymbolicFit": "sr",

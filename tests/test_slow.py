@@ -39,3 +39,17 @@ def test_mlp_l1_linear_schedule_gives_sparse_linear_messages_on_spring(tmp_path)
     assert min(analysis.r2) >= 0.9, analysis
     assert analysis.sparsity_ratio >= 10, analysis
     assert (tmp_path / "run" / "sparsity.png").is_file()
+
+
+@pytest.mark.slow
+def test_eql_recovers_spring_from_a_trajectory_csv_without_exact_accelerations(tmp_path):
+    """Users' data: positions only, written by this test; accelerations by central differences."""
+    from eqlgn.trajectories import save_trajectories
+
+    simulated = eqlgn.simulate("spring", dim=2, n=4, sims=1000, seed=0, progress=False)
+    path = save_trajectories(simulated, tmp_path / "trajectories.csv")
+    data = eqlgn.load_trajectories(path, law="spring")
+    assert data.meta.derivatives == "central differences"
+    result = eqlgn.run("spring", edge="eql", seed=0, out=tmp_path / "run", data=path, progress=False)
+    assert result["data"]["derivatives"] == "central differences"
+    assert result["judge"]["passed"], result
