@@ -35,15 +35,17 @@ from typing import Any
 
 import torch
 
+from . import parallel
 from ._io import atomic_write, atomic_write_text, run_lock
 from .data import ParticleDataset, iterate_batches
 from .errors import ConfigError, EqlgnError, unknown_name
 from .features import default_relative_inputs
 from .graph import AGGREGATIONS, complete_edges
-from .models import GN, EQLEdge, build_gn, check_variant, kl_to_standard_normal, message_dim_for
+from .models import GN, EQLEdge, GNOutput, build_gn, check_variant, kl_to_standard_normal, message_dim_for
 
 SCHEDULES = ("constant", "linear", "triangle")
 EDGES = ("mlp", "eql")
+PRECISIONS = ("fp32", "tf32", "bf16")
 L1_REFERENCE_BATCH = 64  # Cranmer et al.'s code scales L1 and KL terms by its batch size (64) / n
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
@@ -108,6 +110,9 @@ class TrainConfig:
         prune_threshold: EQL weights with ``|w|`` below this are zeroed and frozen.
         r_min: clamp of ``r`` inside inverse-power inputs.
         grad_clip: clip the global gradient norm to this value (0 disables).
+        compile: run the GN through ``torch.compile`` (off unless measured to help).
+        precision: ``fp32``, ``tf32`` (CUDA matmuls) or ``bf16`` (autocast); off (fp32)
+            unless measured to keep recovery intact.
     """
 
     edge: str = "mlp"
@@ -141,6 +146,8 @@ class TrainConfig:
     prune_threshold: float = 1e-2
     r_min: float = 1e-2
     grad_clip: float = 0.0
+    compile: bool = False
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         check_variant(self.variant)
@@ -148,6 +155,8 @@ class TrainConfig:
             raise unknown_name("edge model", self.edge, EDGES)
         if not 0 <= self.warmup <= self.prune_at <= 1:
             raise ConfigError(f"need 0 <= warmup ({self.warmup}) <= prune_at ({self.prune_at}) <= 1")
+        if self.precision not in PRECISIONS:
+            raise unknown_name("precision", self.precision, PRECISIONS)
         if self.schedule not in SCHEDULES:
             raise unknown_name("L1 schedule", self.schedule, SCHEDULES)
         if self.aggregation not in AGGREGATIONS:
@@ -277,14 +286,17 @@ def message_penalty(out, config: TrainConfig, t: float) -> tuple[torch.Tensor, f
     return out.messages.new_zeros(()), 0.0
 
 
-def training_loss(model: GN, batch, config: TrainConfig, step: int, total: int
+def training_loss(model: GN, batch, config: TrainConfig, step: int, total: int, forward=None
                   ) -> tuple[torch.Tensor, float, float]:
     """The objective at ``step`` of ``total`` for one batch.
+
+    Args:
+        forward: what runs the GN (its DDP / compiled / autocast wrapper); default ``model``.
 
     Returns:
         (loss tensor to minimise, mean absolute error of the batch, message coefficient).
     """
-    out = model(batch.nodes)
+    out = (forward or model)(batch.nodes)
     error = (out.accelerations - batch.accelerations).abs()
     loss = error.sum(dim=(1, 2)).mean()  # per graph, as Cranmer et al.
     current = phase(config, step, total)
@@ -362,6 +374,8 @@ def fit(
     _check_training_data(train, val)
     if out is None:
         return _train(train, config, val, None, resume, progress, model)
+    if not parallel.is_writer():  # data-parallel: rank 0 holds the lock and writes
+        return _train(train, config, val, Path(out), resume, progress, model)
     with run_lock(out):
         return _train(train, config, val, Path(out), resume, progress, model)
 
@@ -390,7 +404,8 @@ def _restore(run_dir: Path, resume: bool, config: TrainConfig, model, optimizer,
         return 0, 0, []
     state = _load_checkpoint(path, device)
     saved, now = state["config"], asdict(config)
-    changed = [f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in now if k != "device" and saved.get(k) != now[k]]
+    changed = [f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in now
+               if k not in ("device", "compile") and saved.get(k, now[k]) != now[k]]
     if changed or state.get("dim") != dim or state.get("node_features") != node_features:
         what = ", ".join(changed) or f"data {state.get('dim')}D/{state.get('node_features')} features"
         raise EqlgnError(f"cannot resume {str(run_dir)!r}: its checkpoint was trained with {what}; "
@@ -402,12 +417,64 @@ def _restore(run_dir: Path, resume: bool, config: TrainConfig, model, optimizer,
     return state["epoch"], state["step"], state["history"]
 
 
+def _forward(model: GN, config: TrainConfig, device: torch.device, world: int):
+    """The callable that runs the GN in training: DDP-wrapped, compiled and autocast as configured."""
+    forward = parallel.wrap(model, device) if world > 1 else model
+    if config.compile:
+        forward = torch.compile(forward)
+    if config.precision == "fp32":
+        return forward
+    if config.precision == "tf32":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        return forward
+
+    def bf16_forward(nodes):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = forward(nodes)
+        return GNOutput(*(None if t is None else t.float() for t in
+                          (out.accelerations, out.messages, out.mean, out.logvar)))
+
+    return bf16_forward
+
+
+def _step(model: GN, forward, batch, config: TrainConfig, optimizer, scheduler, step: int,
+          total: int) -> tuple[float, float, float]:
+    """One optimiser step (pruning the EQL at the phase boundary); returns (MAE, objective, L1 coefficient)."""
+    if step == prune_step(config, total):
+        model.edge_model.eql.prune(config.prune_threshold)
+    loss, mae, coef = training_loss(model, batch, config, step, total, forward=forward)
+    if not torch.isfinite(loss):
+        raise EqlgnError(f"training loss became {loss.item()} at step {step}; the last good "
+                         "checkpoint is kept; lower max_lr or prune outlier accelerations")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return mae, loss.item(), coef
+
+
+def _end_epoch(model: GN, optimizer, scheduler, run_dir: Path | None, epoch: int, step: int, history: list,
+               config: TrainConfig, dim: int, node_features: int) -> None:
+    """Refuse non-finite weights, then write the checkpoint and the log (the writing process only)."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise EqlgnError(f"the weights became NaN/inf in epoch {epoch}; the last good checkpoint is "
+                         "kept; lower max_lr, set grad_clip, or prune outlier accelerations")
+    if run_dir is not None:
+        _save_checkpoint(run_dir / CHECKPOINT, model, optimizer, scheduler, epoch, step, history, config, dim,
+                         node_features)
+        atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
+
+
 def _train(train: ParticleDataset, config: TrainConfig, val: ParticleDataset | None, run_dir: Path | None,
            resume: bool, progress: bool | None, model: GN | None) -> TrainedModel:
-    """The training loop of :func:`fit` (inside the run-directory lock)."""
+    """The training loop of :func:`fit` (inside the run-directory lock; data-parallel under torchrun)."""
     from tqdm.auto import tqdm
 
-    device = resolve_device(config.device)
+    rank, world, device = parallel.setup(resolve_device(config.device))
+    parallel.check_batch(config.batch_size, world)
     dim, node_features = train.dim, train.nodes.shape[-1]
     model = (model or build_model(config, node_features, dim)).to(device)
     total = config.total_steps(len(train))
@@ -423,34 +490,24 @@ def _train(train: ParticleDataset, config: TrainConfig, val: ParticleDataset | N
         sample = tensors.nodes[: 4096]
         receivers, senders = complete_edges(sample.shape[1], device)
         model.edge_model.set_scales(sample[:, receivers], sample[:, senders])
-    cut = prune_step(config, total)
     if not history:
         torch.manual_seed(config.seed + 1)  # KL noise; a resumed run restores the saved RNG state
-    show = sys.stderr.isatty() if progress is None else progress
+    forward = _forward(model, config, device, world)
+    show = (sys.stderr.isatty() if progress is None else progress) and rank == 0
     model.train()
     with tqdm(total=total, initial=step, desc=f"train {config.variant}", unit="step", disable=not show) as bar:
         while step < total:
-            started, losses, objective = time.perf_counter(), [], []
+            started, losses, objective, coef = time.perf_counter(), [], [], 0.0
             for batch in iterate_batches(tensors, config.batch_size, True, config.seed * 100003 + epoch,
                                          config.augment, dim):
                 if step >= total:
                     break
-                if step == cut:
-                    model.edge_model.eql.prune(config.prune_threshold)
-                loss, mae, coef = training_loss(model, batch, config, step, total)
-                if not torch.isfinite(loss):
-                    raise EqlgnError(
-                        f"training loss became {loss.item()} at step {step}; the last good "
-                        "checkpoint is kept; lower max_lr or prune outlier accelerations")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                scheduler.step()
+                if world > 1:
+                    batch = parallel.shard(batch, rank, world)
+                mae, value, coef = _step(model, forward, batch, config, optimizer, scheduler, step, total)
                 step += 1
                 losses.append(mae)
-                objective.append(loss.item())
+                objective.append(value)
                 bar.update(1)
                 if step % 20 == 0:
                     bar.set_postfix(loss=f"{losses[-1]:.4g}", lr=f"{scheduler.get_last_lr()[0]:.2g}")
@@ -462,12 +519,7 @@ def _train(train: ParticleDataset, config: TrainConfig, val: ParticleDataset | N
             if val is not None and len(val):
                 record["val_loss"] = evaluate(model, val, device)
             history.append(record)
-            if not all(torch.isfinite(p).all() for p in model.parameters()):
-                raise EqlgnError(f"the weights became NaN/inf in epoch {epoch}; the last good checkpoint is "
-                                 "kept; lower max_lr, set grad_clip, or prune outlier accelerations")
-            if run_dir is not None:
-                _save_checkpoint(run_dir / CHECKPOINT, model, optimizer, scheduler, epoch, step,
-                                 history, config, dim, node_features)
-                atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in history))
+            _end_epoch(model, optimizer, scheduler, run_dir if rank == 0 else None, epoch, step, history, config,
+                       dim, node_features)
     model.eval()
     return TrainedModel(model, config, history, dim, node_features)

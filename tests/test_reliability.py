@@ -191,7 +191,7 @@ def malformed_arrays(draw) -> dict:
             arrays[name] = np.asarray("{not json" if name == "meta" else 7)
         elif damage == "empty":
             arrays[name] = np.zeros((0,))
-        elif damage == "negative" and name == "nodes":
+        elif damage == "negative" and name == "nodes" and arrays[name].ndim == 3:
             arrays[name][..., -1] = -1.0
     return arrays
 

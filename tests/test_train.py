@@ -129,3 +129,13 @@ def test_analysis_finds_planted_sparse_linear_messages():
     assert min(analysis.r2) > 0.999
     assert analysis.sparsity_ratio > 100
     assert data.dim == 2
+
+
+def test_bf16_autocast_trains_and_unknown_precision_is_refused(small_spring):
+    train, _, _ = small_spring.split(seed=0)
+    trained = fit(train, small_config(epochs=2, precision="bf16"), progress=False)
+    assert trained.history[-1]["train_loss"] < trained.history[0]["train_loss"] * 1.5
+    assert all(torch.isfinite(p).all() for p in trained.model.parameters())
+    assert next(trained.model.parameters()).dtype == torch.float32
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        small_config(precision="fp16")
