@@ -90,31 +90,77 @@ def _linear_flops_per_graph(model, n: int) -> float:
 
 
 def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "dense",
-                   steps: int = 60, n: int = 4, dim: int = 2) -> TrainingBenchmark:
-    """Graphs per second of training steps (after 10 warm-up steps) on random graphs."""
+                   steps: int = 60, n: int = 4, dim: int = 2, device: str = "cpu",
+                   compile: bool = False) -> TrainingBenchmark:
+    """Graphs per second of training steps (after 10 warm-up steps) on random graphs.
+
+    ``mlp`` is the paper-size GN of Cranmer et al. (hidden 300, 100 messages, L1);
+    ``eql`` is the shared EQL configuration (:func:`eqlgn.recommended_config`).
+    """
     import torch
 
     from .data import GraphBatch
-    from .train import build_model, recommended_config, training_loss
+    from .train import TrainConfig, _forward, build_model, recommended_config, resolve_device, training_loss
 
-    config = recommended_config(edge, batch_size=batch_size, aggregation=aggregation, device="cpu",
-                                **({"variant": "l1"} if edge == "mlp" else {}))
-    model = build_model(config, 2 * dim + 2, dim)
+    settings = {"batch_size": batch_size, "aggregation": aggregation, "device": device, "compile": compile}
+    config = TrainConfig(**settings) if edge == "mlp" else recommended_config("eql", **settings)
+    target = resolve_device(device)
+    model = build_model(config, 2 * dim + 2, dim).to(target)
+    forward = _forward(model, config, target, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    nodes = torch.randn(batch_size, n, 2 * dim + 2)
+    nodes = torch.randn(batch_size, n, 2 * dim + 2, device=target)
     nodes[..., -1] = nodes[..., -1].abs() + 0.5
-    batch = GraphBatch(nodes, torch.randn(batch_size, n, dim))
+    batch = GraphBatch(nodes, torch.randn(batch_size, n, dim, device=target))
     for i in range(steps + 10):
         if i == 10:
+            _sync(target)
             start = time.perf_counter()
-        loss, _, _ = training_loss(model, batch, config, 0, 1)
+        loss, _, _ = training_loss(model, batch, config, 0, 1, forward=forward)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    _sync(target)
     rate = steps * batch_size / (time.perf_counter() - start)
-    name = (f"MLP GN (hidden {config.hidden}, msg {config.message_dim})" if edge == "mlp"
+    name = (f"MLP GN paper size (hidden {config.hidden}, msg {config.message_dim})" if edge == "mlp"
             else f"EQL GN (node hidden {config.node_hidden or config.hidden})")
+    if compile:
+        name += ", compiled"
     return TrainingBenchmark(name, batch_size, aggregation, rate, rate * _linear_flops_per_graph(model, n) / 1e9)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_extract(keep: float = 0.25, graphs: int = 500) -> float:
+    """Seconds to read the equations of an EQL GN from its weights (:func:`eqlgn.extract`).
+
+    The EQL has the shared configuration's size with its largest ``keep`` fraction of
+    weights left after pruning (trained EQLs keep fewer, so this is an upper estimate).
+    """
+    import torch
+
+    from .data import ParticleDataset
+    from .extraction import extract
+    from .graph import complete_edges
+    from .simulator import simulate
+    from .train import build_model, recommended_config
+
+    data: ParticleDataset = simulate("spring", 2, 4, max(1, graphs // 100), seed=0, progress=False)
+    model = build_model(recommended_config("eql", device="cpu"), 6, 2)
+    nodes = torch.as_tensor(data.nodes)
+    receivers, senders = complete_edges(4)
+    model.edge_model.set_scales(nodes[:, receivers], nodes[:, senders])
+    weights = torch.cat([p.detach().abs().flatten() for n, p in model.edge_model.named_parameters() if "weight" in n])
+    with torch.no_grad():
+        model.edge_model.eql.prune(float(torch.quantile(weights, 1.0 - keep)))
+    model.eval()
+    start = time.perf_counter()
+    extract(model, data)
+    return time.perf_counter() - start
 
 
 def training_table(results: list[TrainingBenchmark]) -> str:
@@ -123,14 +169,18 @@ def training_table(results: list[TrainingBenchmark]) -> str:
     return header + "|---|---|---|---|---|\n" + "\n".join(r.row() for r in results)
 
 
-def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
-    """Measured float32 matrix-multiply rate of this device (best of ``repeats``)."""
+def matmul_peak_gflops(size: int = 1024, repeats: int = 10, device: str = "cpu") -> float:
+    """Measured float32 matrix-multiply rate of this device (best of ``repeats``; 4096² on CUDA)."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    target = torch.device(device)
+    size = 4096 if target.type == "cuda" else size
+    a, b = torch.randn(size, size, device=target), torch.randn(size, size, device=target)
     best = float("inf")
     for _ in range(repeats):
+        _sync(target)
         start = time.perf_counter()
         a @ b
+        _sync(target)
         best = min(best, time.perf_counter() - start)
     return 2.0 * size**3 / best / 1e9
