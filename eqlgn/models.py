@@ -178,12 +178,14 @@ class GNOutput:
         messages: ``[B, E, M]`` messages actually summed (sampled for ``kl`` in training).
         mean: ``[B, E, M]`` message means (``kl`` only, else ``None``).
         logvar: ``[B, E, M]`` message log-variances (``kl`` only, else ``None``).
+        penalty: a model's own regulariser to add to the loss (Hamiltonian GN), else ``None``.
     """
 
     accelerations: torch.Tensor
     messages: torch.Tensor
     mean: torch.Tensor | None = None
     logvar: torch.Tensor | None = None
+    penalty: torch.Tensor | None = None
 
 
 class GN(nn.Module):

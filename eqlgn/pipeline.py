@@ -182,6 +182,8 @@ def run(
 
     if sr is not None and sr not in ENGINES:
         raise unknown_name("symbolic-regression engine", sr, ENGINES)
+    if compose and train is not None and train.model == "hamiltonian":
+        raise ConfigError("--compose composes force GNs; a Hamiltonian GN's potential is judged directly")
     if sr is not None and edge == "eql":
         raise ConfigError("--sr fits MLP messages; an EQL edge model is read from its weights "
                           "(use --edge mlp --sr ENGINE, or --edge eql without --sr)")
@@ -217,7 +219,8 @@ def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str
     trained.save(out / MODEL_FILE)
     clock["train"] = time.perf_counter()
     analysis, sample = analyze(trained.model, test)
-    found = _read_equations(trained.model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out)
+    found = _read_equations(trained.model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out,
+                            potential=config.model == "hamiltonian")
     clock["extract"] = time.perf_counter()
     device = next(trained.model.parameters()).device
     gn_loss = evaluate(trained.model, test, device)
@@ -228,6 +231,7 @@ def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str
     clock["compose"] = time.perf_counter()
     result = {
         "law": law, "dim": dim, "n_particles": n, "edge_model": edge, "method": found["method"], "seed": seed,
+        "target": "potential" if config.model == "hamiltonian" else "force",
         "equations": [str(e) for e in found["expressions"]],
         "significant_components": analysis.components,
         "message_std": analysis.spread[: len(analysis.components) + 1],
@@ -254,11 +258,20 @@ def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str
     return result
 
 
-def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out) -> dict:
-    """Equations of the significant messages: from EQL weights, or by SR on MLP messages; judged."""
+def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out,
+                    potential: bool = False) -> dict:
+    """Equations of the significant messages: from EQL weights, or by SR on MLP messages; judged.
+
+    With ``potential`` (Hamiltonian GN) the one edge output is a pair energy, judged by
+    :func:`eqlgn.hamiltonian.judge_potential`.
+    """
     from .extraction import extract, round_constants
-    from .judging import judge
+    from .hamiltonian import judge_potential
+    from .judging import judge as judge_force
     from .symbolic import fit_messages
+
+    def judge(expressions, law, dim):
+        return judge_potential(expressions[:1], law, dim) if potential else judge_force(expressions, law, dim)
 
     if edge == "eql":
         recovered = extract(model, test)

@@ -46,6 +46,7 @@ from .models import GN, EQLEdge, GNOutput, build_gn, check_variant, kl_to_standa
 SCHEDULES = ("constant", "linear", "triangle")
 EDGES = ("mlp", "eql")
 PRECISIONS = ("fp32", "tf32", "bf16")
+MODELS = ("force", "hamiltonian")
 L1_REFERENCE_BATCH = 64  # Cranmer et al.'s code scales L1 and KL terms by its batch size (64) / n
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
@@ -113,6 +114,8 @@ class TrainConfig:
         compile: run the GN through ``torch.compile`` (off unless measured to help).
         precision: ``fp32``, ``tf32`` (CUDA matmuls) or ``bf16`` (autocast); off (fp32)
             unless measured to keep recovery intact.
+        model: ``force`` (GN whose messages sum to forces) or ``hamiltonian`` (edge model
+            = pair potential energy, accelerations by autograd; :mod:`eqlgn.hamiltonian`).
     """
 
     edge: str = "mlp"
@@ -148,6 +151,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     compile: bool = False
     precision: str = "fp32"
+    model: str = "force"
 
     def __post_init__(self) -> None:
         check_variant(self.variant)
@@ -155,6 +159,11 @@ class TrainConfig:
             raise unknown_name("edge model", self.edge, EDGES)
         if not 0 <= self.warmup <= self.prune_at <= 1:
             raise ConfigError(f"need 0 <= warmup ({self.warmup}) <= prune_at ({self.prune_at}) <= 1")
+        if self.model not in MODELS:
+            raise unknown_name("model", self.model, MODELS)
+        if self.model == "hamiltonian" and self.variant not in ("standard", "bottleneck"):
+            raise ConfigError(f"the Hamiltonian GN has one scalar edge output (the pair energy): use variant "
+                              f"'standard' or 'bottleneck', not {self.variant!r}")
         if self.precision not in PRECISIONS:
             raise unknown_name("precision", self.precision, PRECISIONS)
         if self.schedule not in SCHEDULES:
@@ -249,6 +258,8 @@ def recommended_config(edge: str = "eql", **overrides: Any) -> TrainConfig:
 def build_model(config: TrainConfig, node_features: int, dim: int) -> GN:
     """The GN a config describes (weights initialised from ``config.seed``)."""
     torch.manual_seed(config.seed)
+    if config.model == "hamiltonian":
+        return _build_hamiltonian(config, node_features, dim)
     edge = None
     if config.edge == "eql":
         width = message_dim_for(config.variant, dim, config.message_dim)
@@ -258,6 +269,19 @@ def build_model(config: TrainConfig, node_features: int, dim: int) -> GN:
                        config.eql_init, config.r_min)
     return build_gn(node_features, dim, config.variant, config.message_dim, config.hidden,
                     config.layers, config.aggregation, edge=edge, node_hidden=config.node_hidden)
+
+
+def _build_hamiltonian(config: TrainConfig, node_features: int, dim: int):
+    from .hamiltonian import HamiltonianGN, KineticEnergy
+    from .models import MLPEdge
+
+    if config.edge == "eql":
+        units = {"identity": config.eql_identity, "product": config.eql_product}
+        edge = EQLEdge(config.inputs or default_relative_inputs(dim), dim, 1, config.eql_layers, units,
+                       config.eql_init, config.r_min)
+    else:
+        edge = MLPEdge(node_features, 1, config.hidden, config.layers)
+    return HamiltonianGN(edge, dim, KineticEnergy(dim, config.node_hidden or config.hidden))
 
 
 def phase(config: TrainConfig, step: int, total: int) -> str:
@@ -300,6 +324,8 @@ def training_loss(model: GN, batch, config: TrainConfig, step: int, total: int, 
     error = (out.accelerations - batch.accelerations).abs()
     loss = error.sum(dim=(1, 2)).mean()  # per graph, as Cranmer et al.
     current = phase(config, step, total)
+    if out.penalty is not None:
+        loss = loss + out.penalty
     penalty, coef = message_penalty(out, config, step / total)
     if current != "finetune":
         loss = loss + penalty
