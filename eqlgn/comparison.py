@@ -1,7 +1,8 @@
 """Compare routes from their ``result.json`` files: one table (Markdown, CSV) and one figure.
 
 ``eqlgn compare runs/a runs/b ...`` reads every ``result.json`` under the given paths and
-lists, per run: law, dim, n, seed, route (``eql``, ``operon``, ``pysr``), the equations
+lists, per run: law, dim, n, seed, route (``eql``, ``operon``, ``pysr``), the GN (edge model and
+variant), the equations
 (constants rounded), the judge's verdict, the worst out-of-distribution R², complexity and
 the seconds spent training and extracting / searching.
 """
@@ -20,7 +21,7 @@ from .errors import EqlgnError
 
 RESULT_FILE = "result.json"
 REQUIRED_KEYS = ("law", "dim", "n_particles", "method", "seed", "equations", "judge", "seconds")
-COLUMNS = ("law", "dim", "n", "seed", "route", "passed", "ood_r2", "complexity", "train_s", "extract_s",
+COLUMNS = ("law", "dim", "n", "seed", "route", "gn", "passed", "ood_r2", "complexity", "train_s", "extract_s",
            "test_loss", "equations")
 
 
@@ -63,7 +64,7 @@ def comparison_rows(results: Sequence[dict], digits: int = 3) -> list[dict]:
         ood = verdict.get("ood_r2")
         rows.append({
             "law": result["law"], "dim": result["dim"], "n": result["n_particles"], "seed": result["seed"],
-            "route": result["method"], "passed": verdict.get("passed"),
+            "route": result["method"], "gn": _gn_label(result), "passed": verdict.get("passed"),
             "ood_r2": min(ood) if ood else None,
             "complexity": result.get("complexity") or sum(complexity(e) for e in exprs),
             "train_s": result["seconds"].get("train"), "extract_s": result["seconds"].get("extract"),
@@ -71,6 +72,16 @@ def comparison_rows(results: Sequence[dict], digits: int = 3) -> list[dict]:
             "equations": "; ".join(str(round_constants(e, digits)) for e in exprs),
         })
     return sorted(rows, key=lambda r: (r["law"], r["dim"], r["n"], r["route"], r["seed"]))
+
+
+def _gn_label(result: dict) -> str:
+    """The GN behind a result: edge model and variant (``mlp l1-linear``, ``eql bottleneck``, ...)."""
+    train = (result.get("config") or {}).get("train") or {}
+    variant = train.get("variant", "")
+    if variant == "l1":
+        variant += f"-{train.get('schedule', 'constant')}"
+    model = " hamiltonian" if train.get("model") == "hamiltonian" else ""
+    return f"{result.get('edge_model', '?')} {variant}".strip() + model
 
 
 def _cell(value, column: str) -> str:

@@ -20,10 +20,10 @@ def result(law: str, method: str, equations: list[str], passed: bool, ood: list[
 
 
 EXPECTED = """\
-| law | dim | n | seed | route | passed | ood_r2 | complexity | train_s | extract_s | test_loss | equations |
-|---|---|---|---|---|---|---|---|---|---|---|---|
-| spring | 2 | 4 | 0 | eql | yes | 0.9950 | 13 | 60 | 2 | 0.0500 | `0.175*dx - 0.182*dx/r; 0.13*dy` |
-| spring | 2 | 4 | 0 | operon | no | 0.5000 | 7 | 120 | 2 | 0.0500 | `1.23*dx; -0.5*dy*r` |
+| law | dim | n | seed | route | gn | passed | ood_r2 | complexity | train_s | extract_s | test_loss | equations |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| spring | 2 | 4 | 0 | eql | eql | yes | 0.9950 | 13 | 60 | 2 | 0.0500 | `0.175*dx - 0.182*dx/r; 0.13*dy` |
+| spring | 2 | 4 | 0 | operon | mlp | no | 0.5000 | 7 | 120 | 2 | 0.0500 | `1.23*dx; -0.5*dy*r` |
 """
 
 
@@ -39,7 +39,7 @@ def test_compare_prints_the_expected_table(tmp_path, capsys):
     assert printed.startswith(EXPECTED)
     assert (tmp_path / "cmp.md").read_text() == EXPECTED
     csv_lines = (tmp_path / "cmp.csv").read_text().splitlines()
-    assert csv_lines[0] == "law,dim,n,seed,route,passed,ood_r2,complexity,train_s,extract_s,test_loss,equations"
+    assert csv_lines[0] == "law,dim,n,seed,route,gn,passed,ood_r2,complexity,train_s,extract_s,test_loss,equations"
     assert len(csv_lines) == 3 and (tmp_path / "cmp.png").stat().st_size > 1000
 
 
