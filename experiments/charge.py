@@ -1,7 +1,10 @@
 """Charge law U = q1 q2 / r (Coulomb): recover it from particle data.
 
-Headline (no flags): EQL route, 2D, 4 particles, seed 0 -> the law read from the EQL weights
-and judged recovered; about 5 minutes on 2 CPU cores (simulation ~5 s, training 16 000 steps).
+Headline (no flags): EQL route, 2D, 4 particles, seed 0, about 5 minutes on 2 CPU cores
+(training 16 000 steps). Measured: NOT recovered with the shared configuration — the GN does
+not fit the charge accelerations in this budget (test MAE 0.59 against 0.06 for r1), so the
+equation it prints is the product clutter of docs/results.md. The MLP-bottleneck + operon
+route (--routes mlp-bottleneck+operon) gets closer (OOD R² 0.40) but does not pass either.
 
 Examples:
     python experiments/charge.py
