@@ -1,7 +1,8 @@
 """1/r law U = m1 m2 log r (force ~ m1 m2 / r): recover it from particle data.
 
 Headline (no flags): EQL route, 2D, 4 particles, seed 0 -> the law read from the EQL weights
-and judged recovered; about 4 minutes on 2 CPU cores (measured seed 0: recovered, OOD R² 0.9994 / 0.9968) (simulation ~5 s, training 16 000 steps).
+and judged recovered; about 4 minutes on 2 CPU cores (measured seed 0: recovered, OOD R²
+0.9994 / 0.9968) (simulation ~5 s, training 16 000 steps).
 
 Examples:
     python experiments/r1.py

@@ -1,7 +1,8 @@
 """1/r^2 law U = -m1 m2 / r (gravity-like): recover it from particle data.
 
 Headline (no flags): EQL route, 2D, 4 particles, seed 0 -> the law read from the EQL weights
-and judged recovered; about 5 minutes on 2 CPU cores (measured seed 0: recovered, OOD R² 0.9991 / 0.9935) (simulation ~5 s, training 16 000 steps).
+and judged recovered; about 5 minutes on 2 CPU cores (measured seed 0: recovered, OOD R²
+0.9991 / 0.9935) (simulation ~5 s, training 16 000 steps).
 
 Examples:
     python experiments/r2.py

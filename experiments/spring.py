@@ -1,7 +1,8 @@
 """Spring law U = (r - 1)^2: recover it from particle data.
 
 Headline (no flags): EQL route, 2D, 4 particles, seed 0 -> the law read from the EQL weights
-and judged recovered; about 3 minutes on 2 CPU cores (measured seeds 0 and 1: recovered, OOD R² ≥ 0.9994) (simulation ~5 s, training 16 000 steps).
+and judged recovered; about 3 minutes on 2 CPU cores (measured seeds 0 and 1: recovered, OOD
+R² ≥ 0.9994) (simulation ~5 s, training 16 000 steps).
 
 Examples:
     python experiments/spring.py
