@@ -114,6 +114,22 @@ class PotentialVerdict:
                 "offset": self.offset, "samples": self.samples, "target": "potential"}
 
 
+def symmetric_part(expr: sympy.Expr | str) -> sympy.Expr:
+    """``(U(1, 2) + U(2, 1)) / 2``: the only part of a pair energy the Hamiltonian sees.
+
+    H sums the edge energy over both orderings of every pair, so a term that changes sign
+    when the particles are swapped (``dx -> -dx``, ``m1 <-> m2``, ...) cancels in H and is
+    invisible to training; the pair potential is the symmetric part.
+    """
+    from .equations import SYMBOLS
+
+    expr = as_expression(expr)
+    swap = {SYMBOLS[f"d{a}"]: -SYMBOLS[f"d{a}"] for a in "xyz"}
+    for name in ("x", "y", "z", "vx", "vy", "vz", "q", "m"):
+        swap[SYMBOLS[f"{name}1"]], swap[SYMBOLS[f"{name}2"]] = SYMBOLS[f"{name}2"], SYMBOLS[f"{name}1"]
+    return sympy.expand((expr + expr.xreplace(swap)) / 2)
+
+
 def true_potential(law: str, values: dict[str, np.ndarray]) -> np.ndarray:
     """The law's pair potential (unsoftened) on the vocabulary values of sampled pairs."""
     import jax
@@ -125,13 +141,16 @@ def true_potential(law: str, values: dict[str, np.ndarray]) -> np.ndarray:
 
 def judge_potential(expressions: Sequence[sympy.Expr | str], law: str, dim: int, samples: int = 20000,
                     seed: int = 12345, threshold: float = 0.98) -> PotentialVerdict:
-    """Fit ``U_learned ≈ a·U_true + c`` on the judge's own wider states; pass at R² ≥ ``threshold``."""
+    """Fit ``U_learned ≈ a·U_true + c`` on the judge's own wider states; pass at R² ≥ ``threshold``.
+
+    ``U_learned`` is the expression's symmetric part (:func:`symmetric_part`).
+    """
     from .judging import sample_states
 
     if len(expressions) != 1:
         raise ConfigError(f"a pair potential is one expression, got {len(expressions)}")
     values = sample_states(dim, samples, seed)
-    learned = evaluate([as_expression(expressions[0])], values)[:, 0]
+    learned = evaluate([symmetric_part(expressions[0])], values)[:, 0]
     truth = true_potential(law, values)
     finite = np.isfinite(learned) & np.isfinite(truth)
     if finite.mean() < 0.99:

@@ -83,3 +83,13 @@ def test_hamiltonian_run_writes_a_potential_result(tmp_path):
     assert result["judge"]["target"] == "potential" and len(result["judge"]["ood_r2"]) == 1
     with pytest.raises(ConfigError, match="one scalar edge output"):
         eqlgn.recommended_config("mlp", model="hamiltonian")
+
+
+def test_only_the_part_symmetric_under_swapping_the_particles_is_judged():
+    from eqlgn.hamiltonian import symmetric_part
+
+    antisymmetric = 0.3 * S["dx"] - 0.59 * S["dx"] * S["r"] + S["m1"] - S["m2"]
+    assert symmetric_part(antisymmetric) == 0
+    learned = (S["r"] - 1) ** 2 + antisymmetric  # cancels in H, so it cannot be learned away
+    assert sympy.simplify(symmetric_part(learned) - sympy.expand((S["r"] - 1) ** 2)) == 0
+    assert judge_potential([learned], "spring", 2).passed
