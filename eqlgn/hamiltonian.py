@@ -130,6 +130,19 @@ def symmetric_part(expr: sympy.Expr | str) -> sympy.Expr:
     return sympy.expand((expr + expr.xreplace(swap)) / 2)
 
 
+def identifiable_part(expr: sympy.Expr | str) -> sympy.Expr:
+    """The symmetric part without additive terms free of positions (``dx``, ``r``, ``x1``, ...).
+
+    A term of the pair energy that does not depend on the particles' positions (a function
+    of the masses and charges only) exerts no force, so accelerations cannot determine it;
+    like the additive constant it is left out before the potential is judged.
+    """
+    from .equations import SYMBOLS
+
+    positional = {SYMBOLS[name] for name in ("dx", "dy", "dz", "r", "x1", "y1", "z1", "x2", "y2", "z2")}
+    return sympy.Add(*[t for t in sympy.Add.make_args(symmetric_part(expr)) if t.free_symbols & positional])
+
+
 def true_potential(law: str, values: dict[str, np.ndarray]) -> np.ndarray:
     """The law's pair potential (unsoftened) on the vocabulary values of sampled pairs."""
     import jax
@@ -143,14 +156,16 @@ def judge_potential(expressions: Sequence[sympy.Expr | str], law: str, dim: int,
                     seed: int = 12345, threshold: float = 0.98) -> PotentialVerdict:
     """Fit ``U_learned ≈ a·U_true + c`` on the judge's own wider states; pass at R² ≥ ``threshold``.
 
-    ``U_learned`` is the expression's symmetric part (:func:`symmetric_part`).
+    ``U_learned`` is the expression's identifiable part (:func:`identifiable_part`): symmetric
+    under swapping the particles, without position-free terms. The true potential keeps
+    its mass and charge factors, which do depend on the pair.
     """
     from .judging import sample_states
 
     if len(expressions) != 1:
         raise ConfigError(f"a pair potential is one expression, got {len(expressions)}")
     values = sample_states(dim, samples, seed)
-    learned = evaluate([symmetric_part(expressions[0])], values)[:, 0]
+    learned = evaluate([identifiable_part(expressions[0])], values)[:, 0]
     truth = true_potential(law, values)
     finite = np.isfinite(learned) & np.isfinite(truth)
     if finite.mean() < 0.99:

@@ -275,10 +275,10 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
 
     if edge == "eql":
         recovered = extract(model, test)
-        if potential:  # only the part symmetric under 1 <-> 2 enters H
-            from .hamiltonian import symmetric_part
+        if potential:  # only the symmetric, position-dependent part is determined by the data
+            from .hamiltonian import identifiable_part
 
-            recovered.expressions = [round_constants(symmetric_part(e), 3) for e in recovered.expressions]
+            recovered.expressions = [round_constants(identifiable_part(e), 3) for e in recovered.expressions]
         verdict = None
         if law is not None:
             verdict = judge(recovered.expressions, law, dim).to_dict()
@@ -290,9 +290,9 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
     atomic_write_json(out / "sr_fits.json", [f.to_dict() for f in fits])
     expressions = [round_constants(f.expression, 4) for f in fits]
     if potential:
-        from .hamiltonian import symmetric_part
+        from .hamiltonian import identifiable_part
 
-        expressions = [round_constants(symmetric_part(e), 4) for e in expressions]
+        expressions = [round_constants(identifiable_part(e), 4) for e in expressions]
     if law is None:
         return {"expressions": expressions, "method": sr, "verdict": None}
     verdict = judge(expressions, law, dim).to_dict()
