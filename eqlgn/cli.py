@@ -46,6 +46,11 @@ def _add_simulation_flags(p: argparse.ArgumentParser, steps_flag: str = "--steps
                    help="comma-separated charge values drawn uniformly (default -1,1)")
 
 
+def _law(args: argparse.Namespace) -> str:
+    """The law to simulate: ``--law`` as given (an empty name is an error later), spring when absent."""
+    return "spring" if args.law is None else args.law
+
+
 def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
     """One ``--flag`` per dataclass field (``max_lr`` -> ``--max-lr``), typed from the hints."""
     import dataclasses
@@ -103,7 +108,7 @@ def _configs(args: argparse.Namespace, default_edge: str | None = None):
     from .simulator import SimulationConfig
     from .train import TrainConfig, recommended_config
 
-    sim = SimulationConfig(law=args.law or "spring", dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,
+    sim = SimulationConfig(law=_law(args), dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,
                            save_every=args.save_every, dt=args.dt, softening=args.softening,
                            charge_choices=args.charges, seed=args.seed)
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
@@ -183,7 +188,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import simulate
 
     data = simulate(
-        args.law or "spring", args.dim, args.n, args.sims, args.seed, steps=args.sim_steps,
+        _law(args), args.dim, args.n, args.sims, args.seed, steps=args.sim_steps,
         save_every=args.save_every, dt=args.dt, softening=args.softening,
         charge_choices=args.charges, progress=False if args.no_progress else None,
     )

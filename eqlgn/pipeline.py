@@ -190,6 +190,8 @@ def run(
     config = train or recommended_config(edge, seed=seed)
     if config.edge != edge:
         raise EqlgnError(f"edge={edge!r} but the training config says edge={config.edge!r}")
+    if law is not None:
+        get_law(law)  # an unknown (or empty) name fails here, before anything runs
     dataset, sim = None, None
     if data is not None:
         dataset = data if isinstance(data, ParticleDataset) else load_data(data, law)
