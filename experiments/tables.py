@@ -34,11 +34,12 @@ BEGIN, END = "<!-- sweep-tables:begin -->", "<!-- sweep-tables:end -->"
 def route_of(result: dict) -> str:
     """The route name (see experiments/common.py) a result was produced by."""
     train = result["config"]["train"]
+    suffix = "-hamiltonian" if train.get("model") == "hamiltonian" else ""
     if result["edge_model"] == "eql":
-        return "eql"
+        return "eql" + suffix
     name = f"mlp-{train['variant']}" + (f"-{train['schedule']}" if train["variant"] == "l1" else "")
     sr = result["config"].get("sr")
-    return name + (f"+{sr}" if sr else "")
+    return name + suffix + (f"+{sr}" if sr else "")
 
 
 def load(runs: list[str]) -> list[tuple[Path, dict]]:
