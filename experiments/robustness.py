@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from common import Route
+from tables import write_section
 
 import eqlgn
 
@@ -94,15 +95,9 @@ def main() -> None:
     text = table(out, args.laws, args.routes, args.conditions)
     print(text)
     if args.docs:
-        doc = Path(args.docs) / "results.md"
-        body = doc.read_text()
-        block = f"{MARK_BEGIN}\n## Robustness: estimated accelerations and noise (2D, 4 particles)\n\n{text}{MARK_END}"
-        if MARK_BEGIN in body and MARK_END in body:
-            body = body[: body.index(MARK_BEGIN)] + block + body[body.index(MARK_END) + len(MARK_END):]
-        else:
-            body = body.rstrip("\n") + "\n\n" + block + "\n"
-        doc.write_text(body)
-
+        write_section(Path(args.docs) / "results.md",
+                      f"## Robustness: estimated accelerations and noise (2D, 4 particles)\n\n{text}",
+                      MARK_BEGIN, MARK_END)
 
 if __name__ == "__main__":
     main()

@@ -159,11 +159,12 @@ def plot_recovery_grid(grid: dict, path: Path) -> str:
     return str(path)
 
 
-def write_section(results_md: Path, section: str) -> None:
+def write_section(results_md: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the text between the ``begin``/``end`` markers of ``results_md`` (append when absent)."""
     text = results_md.read_text() if results_md.is_file() else "# Results\n"
-    block = f"{BEGIN}\n{section}{END}"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    block = f"{begin}\n{section}{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     results_md.write_text(text)
