@@ -8,7 +8,13 @@ A **route** names how the law is read:
   ``triangle``), its messages fitted by symbolic regression when ``+ENGINE`` (``operon``,
   ``pysr``) is given. Example: ``mlp-l1-linear+operon``.
 
-A **job** is one ``eqlgn.run`` call in its own directory ``OUT/LAW-Dd-nN-ROUTE-seedS``. A job
+A **condition** names the data a job trains on: ``exact`` (simulated accelerations),
+``trajectories`` (positions only: written to CSV, read back, accelerations estimated by
+central differences) or ``noise-REL`` (exact accelerations plus Gaussian noise of relative
+size REL, e.g. ``noise-0.05``; see :func:`eqlgn.add_noise`).
+
+A **job** is one ``eqlgn.run`` call in its own directory ``OUT/LAW-Dd-nN-ROUTE-seedS``
+(``OUT/LAW-Dd-nN-CONDITION-ROUTE-seedS`` for conditions other than ``exact``). A job
 whose ``result.json`` exists is skipped; an interrupted one resumes from its checkpoint;
 a failing one writes ``failure.json`` and the grid goes on. Only the public API is used.
 """
@@ -80,13 +86,48 @@ class Job:
     sr_budget: int = 100
     compose: bool = False
     sims: int = 1000
+    condition: str = "exact"
 
     @property
     def directory(self) -> Path:
-        return Path(self.out) / f"{self.law}-{self.dim}d-n{self.n}-{self.route}-seed{self.seed}"
+        condition = "" if self.condition == "exact" else f"{self.condition}-"
+        return Path(self.out) / f"{self.law}-{self.dim}d-n{self.n}-{condition}{self.route}-seed{self.seed}"
 
     def done(self) -> bool:
         return (self.directory / "result.json").is_file()
+
+
+def parse_condition(name: str) -> float | None:
+    """Validate a condition name; the relative noise of ``noise-REL`` (``None`` for the others)."""
+    if name in ("exact", "trajectories"):
+        return None
+    if name.startswith("noise-"):
+        try:
+            relative = float(name[len("noise-"):])
+        except ValueError:
+            relative = -1.0
+        if 0 <= relative < 10:
+            return relative
+    raise eqlgn.ConfigError(f"condition {name!r} is not one of exact, trajectories, noise-REL "
+                            "(REL a relative noise level such as 0.05)")
+
+
+def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
+    """The dataset a job trains on (``None``: let ``eqlgn.run`` simulate the exact data itself).
+
+    The trajectory CSV is shared by the jobs of one (law, dim, n, seed) in ``OUT/trajectories``.
+    """
+    relative = parse_condition(job.condition)
+    if job.condition == "exact":
+        return None
+    data = eqlgn.simulate(job.law, job.dim, job.n, job.sims, seed=job.seed, progress=False,
+                          cache_dir="data/cache")
+    if relative is not None:
+        return eqlgn.add_noise(data, relative, "accelerations", seed=job.seed)
+    path = Path(job.out) / "trajectories" / f"{job.law}-{job.dim}d-n{job.n}-seed{job.seed}.csv"
+    if not path.is_file():
+        eqlgn.save_trajectories(data, path)
+    return eqlgn.load_trajectories(path, law=job.law)
 
 
 def run_job(job: Job) -> dict:
@@ -99,7 +140,7 @@ def run_job(job: Job) -> dict:
         result = eqlgn.run(job.law, job.dim, job.n, edge=route.edge, seed=job.seed, out=job.directory, sims=job.sims,
                            train=route.config(job.seed, job.steps), sr=route.engine, sr_budget=job.sr_budget,
                            compose=job.compose and (route.engine is not None or route.edge == "eql"),
-                           resume=True, progress=False)
+                           data=condition_data(job), resume=True, progress=False)
     except Exception as exc:  # record and go on: one bad job must not stop a night's grid
         record = {"job": job.directory.name, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                   "traceback": traceback.format_exc(), "seconds": time.perf_counter() - started}
@@ -208,16 +249,19 @@ def grid_flags(parser: argparse.ArgumentParser, dims=(2,), ns=(4,), seeds=(0,), 
     parser.add_argument("--out", default="runs/experiments")
 
 
-def make_jobs(args: argparse.Namespace, laws: list[str]) -> list[Job]:
-    """Every (law, dim, n, route, seed) of the flags, validated before anything runs.
+def make_jobs(args: argparse.Namespace, laws: list[str], conditions: tuple[str, ...] = ("exact",)) -> list[Job]:
+    """Every (law, dim, n, condition, route, seed) of the flags, validated before anything runs.
 
     Seeds vary slowest, so an interrupted grid has covered every law and route once before
     it repeats any of them with another seed.
     """
     for route in args.routes:
         Route.parse(route)
-    return [Job(law, dim, n, route, seed, args.out, args.steps, args.sr_budget, args.compose, args.sims)
-            for seed in args.seeds for dim in args.dims for n in args.ns for law in laws for route in args.routes]
+    for condition in conditions:
+        parse_condition(condition)
+    return [Job(law, dim, n, route, seed, args.out, args.steps, args.sr_budget, args.compose, args.sims, condition)
+            for seed in args.seeds for dim in args.dims for n in args.ns for law in laws for condition in conditions
+            for route in args.routes]
 
 
 def law_main(law: str, doc: str) -> None:

@@ -108,3 +108,39 @@ def test_tables_are_generated_into_results_md(tmp_path):
     write_section(doc, "generated B\n")
     text = doc.read_text()
     assert "hand-written text" in text and "generated B" in text and "generated A" not in text
+
+
+def test_conditions_train_on_noisy_or_estimated_data_and_refuse_unknown_names(tmp_path):
+    from common import Job, parse_condition, run_grid
+
+    assert parse_condition("noise-0.05") == 0.05 and parse_condition("trajectories") is None
+    for bad in ("noise", "noise-x", "noise--1", "blurred"):
+        with pytest.raises(eqlgn.ConfigError, match="condition"):
+            parse_condition(bad)
+    jobs = [Job("spring", 2, 3, "eql", 0, str(tmp_path), steps=10, sims=10, condition=condition)
+            for condition in ("exact", "noise-0.1", "trajectories")]
+    assert [j.directory.name for j in jobs] == ["spring-2d-n3-eql-seed0", "spring-2d-n3-noise-0.1-eql-seed0",
+                                                "spring-2d-n3-trajectories-eql-seed0"]
+    assert [r["status"] for r in run_grid(jobs)] == ["done"] * 3
+    exact, noisy, estimated = (json.loads((j.directory / "result.json").read_text()) for j in jobs)
+    assert exact["data"] is None
+    assert noisy["data"]["noise"] == {"relative": 0.1, "on": "accelerations", "seed": 0}
+    assert estimated["data"]["derivatives"] == "central differences"
+    assert (tmp_path / "trajectories" / "spring-2d-n3-seed0.csv").is_file()
+
+
+def test_robustness_table_counts_recovered_seeds_per_condition(tmp_path):
+    import argparse
+
+    from robustness import robustness_jobs, table
+
+    args = argparse.Namespace(laws=["spring"], conditions=["noise-0", "noise-0.1"], routes=["eql"], seeds=[0, 1],
+                              dims=[2], ns=[3], steps=10, sr_budget=2, compose=False, sims=10,
+                              out=str(tmp_path / "rob"), exact=str(tmp_path / "sweep"))
+    jobs = robustness_jobs(args)
+    assert {j.directory.parent.name for j in jobs if j.condition == "exact"} == {"sweep"}
+    for job, passed in zip(jobs[:3], (True, False, True)):
+        job.directory.mkdir(parents=True)
+        (job.directory / "result.json").write_text(json.dumps({"judge": {"passed": passed}}))
+    lines = table(jobs, ["noise-0", "noise-0.1"]).splitlines()
+    assert lines[2] == "| spring | 2 | 3 | eql | 2/2 | 0/1 |"
