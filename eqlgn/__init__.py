@@ -46,6 +46,7 @@ _EXPORTS = {
     "extract": "extraction",
     "Equations": "extraction",
     "judge": "judging",
+    "judge_network": "judging",
     "Verdict": "judging",
     "parse_equation": "equations",
     "run": "pipeline",

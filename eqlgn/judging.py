@@ -10,6 +10,10 @@ Judge states: separations ``r`` log-uniform on [0.2, 6] (training pairs are Rayl
 with σ = √2: 98 % inside), uniform directions, masses log-uniform on [e^-3, e^3]
 (training: exp(N(0, 1))), charges from {-2, -1, 1, 2} (training: ±1), positions and
 velocities N(0, 3²). The force is the law as written in the symbols, unsoftened.
+
+:func:`judge_network` applies the same test to a trained GN's own messages on the same
+states, so an equation's out-of-distribution R² can be set beside the network's it was
+read from (does the equation extrapolate where the network does not?).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class Verdict:
         ood_r2: out-of-distribution R² per component (for the better ``k``).
         k: power of ``1/m1`` of the target (0: F, 1: F/m1).
         condition: smallest / largest singular value of the standardised A.
-        complexity: total expression-tree size of the components.
+        complexity: total expression-tree size of the components (``None`` for a network).
         samples: number of judge states.
     """
 
@@ -46,7 +50,7 @@ class Verdict:
     ood_r2: list[float]
     k: int
     condition: float
-    complexity: int
+    complexity: int | None
     samples: int
 
     def to_dict(self) -> dict:
@@ -85,12 +89,53 @@ def judge(expressions: Sequence[sympy.Expr | str], law: str, dim: int, samples: 
         samples: judge states to draw.
         seed: seed of the judge's own sampling (never the training data).
     """
-    force_law = get_law(law)
     exprs = [as_expression(e) for e in expressions]
     if len(exprs) != dim:
         raise ConfigError(f"the judge needs {dim} expressions (one per significant component), got {len(exprs)}")
     values = sample_states(dim, samples, seed)
-    phi = evaluate(exprs, values)
+    return _verdict(evaluate(exprs, values), values, law, dim, sum(complexity(e) for e in exprs))
+
+
+def state_nodes(values: dict[str, np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Node features ``[N, 2D+2]`` (x, v, q, m) of the receiver (1) and sender (2) of each judge state."""
+    def node(i: int) -> np.ndarray:
+        columns = [values[f"{a}{i}"] for a in "xyz"[:dim]] + [values[f"v{a}{i}"] for a in "xyz"[:dim]]
+        return np.stack(columns + [values[f"q{i}"], values[f"m{i}"]], axis=1)
+
+    return node(1), node(2)
+
+
+def judge_network(model, components: Sequence[int], law: str, dim: int, samples: int = 20000,
+                  seed: int = 12345, batch: int = 65536) -> Verdict:
+    """The judge's test on a trained GN's own messages (components ``components``) on its states.
+
+    Args:
+        model: a trained :class:`eqlgn.models.GN` (any edge model; the mean for ``kl``).
+        components: the significant message components (``result.json`` →
+            ``significant_components``), one per spatial dimension.
+        law, dim, samples, seed: as for :func:`judge`.
+    """
+    import torch
+
+    if len(components) != dim:
+        raise ConfigError(f"the judge needs {dim} message components, got {len(components)}")
+    values = sample_states(dim, samples, seed)
+    receiver, sender = state_nodes(values, dim)
+    device = next(model.parameters()).device
+    model.eval()
+    parts = []
+    with torch.no_grad():
+        for start in range(0, samples, batch):
+            r, s = (torch.as_tensor(a[start:start + batch], dtype=torch.float32, device=device)
+                    for a in (receiver, sender))
+            parts.append(model.edge_model(r, s)[:, list(components)].double().cpu().numpy())
+    return _verdict(np.concatenate(parts), values, law, dim, None)
+
+
+def _verdict(phi: np.ndarray, values: dict[str, np.ndarray], law: str, dim: int, size: int | None) -> Verdict:
+    """Fit ``phi ≈ A F / m1^k + b`` for k = 0, 1 and keep the better (see module docstring)."""
+    force_law = get_law(law)
+    samples = len(phi)
     finite = np.isfinite(phi).all(axis=1)
     dx = np.stack([values[f"d{a}"] for a in "xyz"[:dim]], axis=1)
     force = force_law.force(dx, values["m1"], values["m2"], values["q1"], values["q2"], softening=0.0)
@@ -104,8 +149,7 @@ def judge(expressions: Sequence[sympy.Expr | str], law: str, dim: int, samples: 
             best = candidate
     _, k, r2, condition = best
     passed = bool(min(r2) >= R2_THRESHOLD and condition > CONDITION_THRESHOLD)
-    return Verdict(passed, [float(v) for v in r2], k, float(condition),
-                   sum(complexity(e) for e in exprs), samples)
+    return Verdict(passed, [float(v) for v in r2], k, float(condition), size, samples)
 
 
 def _fit(phi: np.ndarray, target: np.ndarray) -> tuple[list[float], np.ndarray]:

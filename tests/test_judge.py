@@ -70,3 +70,63 @@ def test_strings_are_parsed_safely_and_wrong_counts_rejected():
     with pytest.raises(ConfigError, match="not allowed"):
         parse_equation("dx; 1")
     assert parse_equation("2*dx^2") == 2 * dx**2
+
+
+class _LawEdge:
+    """Factory of an edge model whose message components 1..D are the true force mixed linearly; 0 is noise."""
+
+    @staticmethod
+    def build(law: str, dim: int):
+        import torch
+
+        from eqlgn.laws import get_law
+        from eqlgn.models import EdgeModel
+
+        class LawEdge(EdgeModel):
+            def __init__(self):
+                super().__init__()
+                self.out_features = dim + 1
+                self.mix = torch.nn.Parameter(torch.tensor(np.random.default_rng(0).normal(size=(dim, dim))))
+
+            def forward(self, receiver, sender):
+                d = dim
+                force = get_law(law).force((receiver[..., :d] - sender[..., :d]).double().numpy(),
+                                           receiver[..., 2 * d + 1].double().numpy(),
+                                           sender[..., 2 * d + 1].double().numpy(),
+                                           receiver[..., 2 * d].double().numpy(),
+                                           sender[..., 2 * d].double().numpy(), 0.0)
+                noise = torch.sin(37.0 * receiver[..., :1].double())
+                return torch.cat([noise, torch.as_tensor(force) @ self.mix.T], dim=-1)
+
+        return LawEdge()
+
+
+@pytest.mark.parametrize("law", ["spring", "charge"])
+def test_judge_network_passes_a_network_that_is_the_law_and_fails_its_noise_component(law):
+    from eqlgn import judge_network
+    from eqlgn.models import build_gn
+
+    gn = build_gn(6, 2, "bottleneck", edge=_LawEdge.build(law, 2), hidden=8, layers=1)
+    verdict = judge_network(gn, [1, 2], law, 2, samples=4000)
+    assert verdict.passed and min(verdict.ood_r2) > 0.999 and verdict.complexity is None, verdict
+    assert not judge_network(gn, [0, 1], law, 2, samples=4000).passed
+    with pytest.raises(ConfigError, match="2 message components"):
+        judge_network(gn, [1], law, 2)
+
+
+def test_judge_network_agrees_with_the_judge_of_the_eql_equation_read_from_the_same_weights():
+    import torch
+
+    from eqlgn import judge_network
+    from eqlgn.features import default_relative_inputs
+    from eqlgn.models import EQLEdge, build_gn
+
+    torch.manual_seed(3)
+    edge = EQLEdge(default_relative_inputs(2), 2, 4, r_min=0.1)
+    edge.scales.copy_(torch.rand(len(edge.inputs)) + 0.5)
+    gn = build_gn(6, 2, "bottleneck", edge=edge, hidden=8, layers=1)
+    network = judge_network(gn, [0, 3], "r1", 2, samples=4000)
+    expressions = edge.to_sympy()
+    equation = judge([expressions[0], expressions[3]], "r1", 2, samples=4000)
+    np.testing.assert_allclose(network.ood_r2, equation.ood_r2, rtol=1e-3, atol=1e-6)
+    assert network.k == equation.k
