@@ -11,6 +11,8 @@ Reads every result.json under the given directories and writes, between
 * MLP variants on 2D, 4 particles (the 2024 reproduction's tables): test loss, linear-fit
   R², sparsity (top-D std >= 100x the rest) and recovery per variant and law;
 * the composed symbolic model's test loss next to the GN's (Occam test);
+* out of distribution: each run's equation next to its own GN's messages on the judge's
+  states, wider than training (does the equation extrapolate where the network does not?);
 
 and figures in DOCS/figures/: the recovery grid as a heat map, loss curves per variant
 and law, and each law's message sparsity and message-vs-force scatter.
@@ -107,6 +109,32 @@ def composed_table(results: list[tuple[Path, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ood_table(results: list[tuple[Path, dict]]) -> str:
+    """Judge's OOD R² (worst component) of each run's equation next to its GN's own messages.
+
+    Both are scored by the same fit on the same states (``eqlgn.judge_network``), so the
+    difference is what reading the equation adds (or loses) outside the training range.
+    """
+    rows: dict = defaultdict(list)
+    for directory, r in results:
+        components = r["significant_components"][: r["dim"]]
+        if (r["judge"] is None or r.get("target", "force") != "force" or len(components) != r["dim"]
+                or not (directory / "model.pt").is_file()):
+            continue
+        model = eqlgn.TrainedModel.load(directory / "model.pt").model
+        network = eqlgn.judge_network(model, components, r["law"], r["dim"])
+        rows[(r["law"], r["dim"], r["n_particles"], route_of(r))].append(
+            (min(r["judge"]["ood_r2"]), min(network.ood_r2)))
+    lines = ["| law | D | n | route | runs | equation OOD R² (median) | GN messages OOD R² (median) | "
+             "equation ≥ network |", "|---|---|---|---|---|---|---|---|"]
+    for (law, dim, n, route), pairs in sorted(rows.items()):
+        equation, network = (sorted(column)[len(column) // 2] for column in zip(*pairs))
+        better = sum(e >= w for e, w in pairs)
+        lines.append(f"| {law} | {dim} | {n} | {route} | {len(pairs)} | {equation:.4f} | {network:.4f} | "
+                     f"{better}/{len(pairs)} |")
+    return "\n".join(lines) + "\n"
+
+
 def figures(results: list[tuple[Path, dict]], grid: dict, out: Path) -> list[str]:
     """Heat map of the recovery grid, loss curves per variant, sparsity and scatter per law."""
     from eqlgn.plots import plot_loss_curves
@@ -190,7 +218,11 @@ def main() -> None:
     section = (header + "### Recovery: seeds recovered / seeds run\n\n" + recovery
                + "\n![recovery grid](figures/recovery_grid.png)\n\n"
                + "### MLP variants, 2D, 4 particles\n\n" + variants_table(results)
-               + "\n### Composed symbolic model vs the GN (test MAE of accelerations)\n\n" + composed_table(results))
+               + "\n### Composed symbolic model vs the GN (test MAE of accelerations)\n\n" + composed_table(results)
+               + "\n### Out of distribution: the equation vs the network it was read from\n\n"
+               + "Judge's R² (worst component, best of F and F/m1, linear map fitted) on its own 20 000 "
+               "states, wider than training (see `eqlgn/judging.py`), for each run's equation and for "
+               "the same GN's messages (`eqlgn.judge_network`).\n\n" + ood_table(results))
     write_section(Path(args.docs) / "results.md", section)
     for path in figures(results, grid, Path(args.docs) / "figures"):
         print("wrote", path)
