@@ -9,8 +9,9 @@ these conditions (``--conditions``, see ``experiments/common.py``):
 
 * ``trajectories`` — positions only: the trajectories are written to CSV, read back and
   their accelerations estimated by central differences (no exact accelerations used);
-* ``noise-0`` — the exact accelerations: these are the sweep's own jobs, read from (and,
-  when missing, run into) ``--exact`` so that the noise-free column is the recovery grid;
+* ``noise-0`` — the exact accelerations: these are the sweep's own jobs, read from the
+  first ``--exact`` directory that holds them (and, when none does, run into the first),
+  so that the noise-free column is the recovery grid;
 * ``noise-0.01``, ``noise-0.05``, ``noise-0.1`` — exact accelerations with Gaussian noise of
   that relative size per particle (``eqlgn.add_noise``).
 
@@ -36,10 +37,18 @@ MARK_BEGIN, MARK_END = "<!-- robustness:begin -->", "<!-- robustness:end -->"
 
 
 def robustness_jobs(args: argparse.Namespace) -> list[Job]:
-    """The grid's jobs; ``noise-0`` is the ``exact`` condition, kept in ``args.exact``."""
+    """The grid's jobs; ``noise-0`` is the ``exact`` condition, kept in the ``args.exact`` directories."""
     conditions = tuple("exact" if c == "noise-0" else c for c in args.conditions)
     jobs = make_jobs(args, args.laws, conditions)
-    return [replace(job, out=args.exact) if job.condition == "exact" else job for job in jobs]
+    return [_exact_job(job, args.exact) if job.condition == "exact" else job for job in jobs]
+
+
+def _exact_job(job: Job, directories: list[str]) -> Job:
+    """The job in the first directory where it finished (the first directory when none)."""
+    for directory in directories:
+        if replace(job, out=directory).done():
+            return replace(job, out=directory)
+    return replace(job, out=directories[0])
 
 
 def verdict(job: Job) -> bool | None:
@@ -73,7 +82,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--laws", nargs="+", default=["spring", "r1", "r2", "charge"])
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
-    parser.add_argument("--exact", default="runs/sweep", help="directory of the noise-free (sweep) jobs")
+    parser.add_argument("--exact", nargs="+", default=["runs/sweep"],
+                        help="directories of the noise-free (sweep) jobs, searched in order")
     parser.add_argument("--docs", default=None, help="write the table into DOCS/results.md")
     parser.add_argument("--report-only", action="store_true", help="only (re)write the table")
     grid_flags(parser, seeds=(0, 1, 2), routes=("eql", "mlp-bottleneck+operon"))

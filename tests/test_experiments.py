@@ -141,11 +141,14 @@ def test_robustness_table_counts_recovered_seeds_per_condition(tmp_path):
 
     args = argparse.Namespace(laws=["spring"], conditions=["noise-0", "noise-0.1"], routes=["eql"], seeds=[0, 1],
                               dims=[2], ns=[3], steps=10, sr_budget=2, compose=False, sims=10,
-                              out=str(tmp_path / "rob"), exact=str(tmp_path / "sweep"))
+                              out=str(tmp_path / "rob"), exact=[str(tmp_path / "sweep"), str(tmp_path / "old")])
+    done_elsewhere = tmp_path / "old" / "spring-2d-n3-eql-seed1"
+    done_elsewhere.mkdir(parents=True)
+    (done_elsewhere / "result.json").write_text(json.dumps({"judge": {"passed": False}}))
     jobs = robustness_jobs(args)
-    assert {j.directory.parent.name for j in jobs if j.condition == "exact"} == {"sweep"}
-    for job, passed in zip(jobs[:3], (True, False, True)):
+    assert [j.directory.parent.name for j in jobs if j.condition == "exact"] == ["sweep", "old"]
+    for job, passed in zip(jobs[:2], (True, False)):
         job.directory.mkdir(parents=True)
         (job.directory / "result.json").write_text(json.dumps({"judge": {"passed": passed}}))
     lines = table(jobs, ["noise-0", "noise-0.1"]).splitlines()
-    assert lines[2] == "| spring | 2 | 3 | eql | 2/2 | 0/1 |"
+    assert lines[2] == "| spring | 2 | 3 | eql | 1/2 | 0/1 |"
