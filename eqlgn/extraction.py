@@ -10,8 +10,17 @@ Steps (no symbolic-regression search):
 3. expand (exactly, from the weights, for polynomial EQLs; with ``sympy.expand`` under a
    time limit otherwise), drop additive terms whose RMS on the held-out edges is below
    ``tolerance`` × the component's standard deviation, round constants to ``digits``
-   significant digits;
-4. flag the result "unrotated" when each component depends on one spatial axis only.
+   significant digits — the **weights form**;
+4. **sparse refit** (default on): the EQL often writes a law such as ``m2·dx/r²`` as a
+   short series in neighbouring powers of ``r`` that agrees inside the training range and
+   drifts outside it. The expanded terms are refitted to the network's own messages by
+   least squares with backward elimination (drop, one at a time, the term whose removal
+   hurts the fit least, scored on a held-out half of the edges), and the number of terms
+   is chosen where one more term buys the largest relative drop in error, errors below
+   ``floor`` (1 % of the message's spread, the GN's own error level) counting as equal.
+   Only the EQL's own terms are used and only held-out training-distribution edges are
+   seen: nothing is searched beyond the weights, and the judge's states are never used;
+5. flag the result "unrotated" when each component depends on one spatial axis only.
 """
 
 from __future__ import annotations
@@ -41,7 +50,11 @@ class Equations:
         unrotated: each component depends on one spatial axis only.
         fidelity: largest relative error of the raw (unsimplified) expressions against the
             network's own messages on held-out edges.
-        dropped_terms: number of negligible terms removed per component.
+        dropped_terms: number of negligible terms removed per component (weights form).
+        weights_expressions: the weights form of each component (step 3), before the sparse
+            refit; equal to ``expressions`` when the refit is off.
+        refit_error: held-out relative RMS error of each refitted component against the
+            network's messages (``None`` when the refit is off).
     """
 
     expressions: list[sympy.Expr]
@@ -49,6 +62,8 @@ class Equations:
     unrotated: bool
     fidelity: float
     dropped_terms: list[int] = field(default_factory=list)
+    weights_expressions: list[sympy.Expr] = field(default_factory=list)
+    refit_error: list[float] | None = None
 
     def sympy(self) -> list[sympy.Expr]:
         """The expressions as SymPy objects."""
@@ -127,25 +142,89 @@ def prune_terms(expr: sympy.Expr, values: dict[str, np.ndarray], scale: float,
     return sympy.Add(*keep), len(terms) - len(keep)
 
 
-def simplify_component(expr: sympy.Expr, values: dict[str, np.ndarray], scale: float,
-                       tolerance: float = 1e-2, digits: int = 3, timeout: float = 10.0,
-                       terms: list[sympy.Expr] | None = None) -> tuple[sympy.Expr, int]:
-    """Expand (time-limited), drop negligible terms, round constants to ``digits`` digits.
+def expand_component(expr: sympy.Expr, timeout: float = 10.0, terms: list[sympy.Expr] | None = None) -> sympy.Expr:
+    """The component as a sum of monomials: ``terms`` (expanded exactly from the weights) or a time-limited expand."""
+    if terms is not None:
+        return sympy.Add(*[to_vocabulary(t) for t in terms])
+    return _with_timeout(lambda: sympy.expand(expr), timeout, expr)
 
-    The expanded sum of monomials is kept as the final form: it is what the EQL computes,
-    its terms can be compared with the true law one by one, and it never grows the
-    huge rationals that ``nsimplify`` produces from trained weights.
+
+def backward_elimination(columns: np.ndarray, target: np.ndarray,
+                         fit_rows: np.ndarray) -> list[tuple[list[int], float]]:
+    """Least-squares path from all columns down to one, dropping the least useful column each time.
+
+    Fits on ``fit_rows``, scores on the other rows (relative RMS error: RMS residual / std of
+    the target). Works on Gram matrices of standardised columns, so each candidate costs a
+    K×K solve whatever the number of edges.
+
+    Returns:
+        ``[(kept column indices, held-out relative error), ...]`` from K columns down to 1.
     """
-    if terms is not None:  # already expanded exactly from the weights
-        expanded = sympy.Add(*[to_vocabulary(t) for t in terms])
-    else:
-        expanded = _with_timeout(lambda: sympy.expand(expr), timeout, expr)
-    kept, dropped = prune_terms(expanded, values, scale, tolerance)
-    return round_constants(kept, digits), dropped
+    scale = np.sqrt(np.mean(columns**2, axis=0))
+    scale[~(scale > 0)] = 1.0
+    z = columns / scale
+    fit, held = fit_rows, ~fit_rows
+    gram, moment = z[fit].T @ z[fit], z[fit].T @ target[fit]
+    gram_held, moment_held = z[held].T @ z[held], z[held].T @ target[held]
+    energy, count, spread = float(target[held] @ target[held]), int(held.sum()), float(target[held].std())
+    ridge = 1e-10 * max(float(np.trace(gram)) / len(gram), 1e-300)
+
+    def error(kept: list[int]) -> float:
+        idx = np.ix_(kept, kept)
+        coef = np.linalg.solve(gram[idx] + ridge * np.eye(len(kept)), moment[kept])
+        residual = energy - 2 * coef @ moment_held[kept] + coef @ gram_held[idx] @ coef
+        return float(np.sqrt(max(residual, 0.0) / count) / max(spread, 1e-300))
+
+    kept = list(range(columns.shape[1]))
+    path = [(list(kept), error(kept))]
+    while len(kept) > 1:
+        kept = min(([k for k in kept if k != j] for j in kept), key=error)
+        path.append((kept, error(kept)))
+    return path
+
+
+def choose_size(errors: list[float], floor: float = 0.01) -> int:
+    """Index into ``errors`` (relative errors of models with 1, 2, ... terms) of the chosen model.
+
+    The model whose extra term buys the largest relative drop in error,
+    ``log(max(e[k-1], floor) / max(e[k], floor))`` (``e[-1]`` = 1, the zero model); the
+    smallest such model on ties. Errors below ``floor`` count as equal, so terms that only
+    reproduce the network's last fraction of a percent are never worth their place.
+    """
+    best, chosen, previous = -np.inf, 0, 1.0
+    for k, value in enumerate(errors):
+        gain = np.log(max(previous, floor) / max(value, floor))
+        if gain > best + 1e-12:
+            best, chosen = gain, k
+        previous = value
+    return chosen
+
+
+def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np.ndarray, floor: float = 0.01,
+                 seed: int = 0) -> tuple[sympy.Expr, float]:
+    """Refit the additive terms of ``expanded`` to ``target`` keeping the fewest that explain it (step 4).
+
+    Returns:
+        The refitted expression (unrounded) and its held-out relative error.
+    """
+    terms = list(sympy.Add.make_args(expanded))
+    columns = evaluate(terms, values)
+    rows = np.isfinite(columns).all(axis=1) & np.isfinite(target)
+    if len(terms) < 2 or rows.sum() < 4 * len(terms):
+        return expanded, float("nan")
+    columns, target = columns[rows], target[rows]
+    fit_rows = np.random.default_rng(seed).random(len(target)) < 0.5
+    path = backward_elimination(columns, target, fit_rows)[::-1]  # 1 term first
+    kept, held_error = path[choose_size([e for _, e in path], floor)]
+    scale = np.sqrt(np.mean(columns[:, kept] ** 2, axis=0))
+    scale[~(scale > 0)] = 1.0
+    coef, *_ = np.linalg.lstsq(columns[:, kept] / scale, target, rcond=None)
+    coef = coef / scale
+    return sympy.Add(*[sympy.Float(float(c)) * terms[k] for c, k in zip(coef, kept)]), held_error
 
 
 def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance: float = 5e-2,
-            digits: int = 3, timeout: float = 10.0) -> Equations:
+            digits: int = 3, timeout: float = 10.0, refit: bool = True, floor: float = 0.01) -> Equations:
     """Read the significant message components of an EQL GN as equations (see module docstring).
 
     Args:
@@ -155,6 +234,8 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
         tolerance: terms with RMS below ``tolerance`` × the component's std are dropped.
         digits: significant digits of the printed constants.
         timeout: seconds allowed to each SymPy expansion/simplification.
+        refit: apply the sparse refit (step 4); off: the weights form is the result.
+        floor: relative error below which the refit counts models as equal.
     """
     edge = model.edge_model
     if not isinstance(edge, EQLEdge):
@@ -167,15 +248,21 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
     values = {k: v[inside] for k, v in values.items()}
     messages = sample.messages[inside]
     raw = [to_vocabulary(e) for e in edge.to_sympy()]
-    expressions, dropped, errors = [], [], []
+    weights, refitted, dropped, errors, refit_errors = [], [], [], [], []
     for c in analysis.components:
         exact = evaluate([raw[c]], values)[:, 0]
         message = messages[:, c]
         errors.append(float(np.max(np.abs(exact - message)) / max(np.max(np.abs(message)), 1e-12)))
-        simple, n_dropped = simplify_component(raw[c], values, float(message.std()), tolerance, digits,
-                                               timeout, terms=edge.expanded_terms(c))
-        expressions.append(simple)
+        expanded = expand_component(raw[c], timeout, edge.expanded_terms(c))
+        kept, n_dropped = prune_terms(expanded, values, float(message.std()), tolerance)
+        weights.append(round_constants(kept, digits))
         dropped.append(n_dropped)
+        if refit:
+            expression, held_error = sparse_refit(expanded, values, message.astype(np.float64), floor)
+            refitted.append(round_constants(expression, digits))
+            refit_errors.append(held_error)
+    expressions = refitted if refit else weights
     axes = [{SYMBOLS[f"d{a}"], SYMBOLS[f"{a}1"], SYMBOLS[f"{a}2"]} for a in "xyz"[: data.dim]]
     unrotated = all(sum(bool(e.free_symbols & axis) for axis in axes) == 1 for e in expressions)
-    return Equations(expressions, analysis.components, unrotated, max(errors), dropped)
+    return Equations(expressions, analysis.components, unrotated, max(errors), dropped, weights,
+                     refit_errors if refit else None)

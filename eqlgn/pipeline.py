@@ -213,6 +213,7 @@ def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str
          sr_budget: int, compose: bool) -> dict:
     """The body of :func:`run`, inside the run-directory lock."""
     refuse_overwrite(out, resume)
+    previous = _finished_result(out) if resume else None
     clock = {"start": time.perf_counter()}
     train_set, val, test = prepare_data(sim, cache_dir, prune_outliers, seed, progress, data=dataset)
     dim, n = train_set.dim, train_set.n_particles
@@ -235,6 +236,7 @@ def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str
         "law": law, "dim": dim, "n_particles": n, "edge_model": edge, "method": found["method"], "seed": seed,
         "target": "potential" if config.model == "hamiltonian" else "force",
         "equations": [str(e) for e in found["expressions"]],
+        "equations_weights": [str(e) for e in found["weights_expressions"]] if "weights_expressions" in found else None,
         "significant_components": analysis.components,
         "message_std": analysis.spread[: len(analysis.components) + 1],
         "linear_fit_r2": None if law is None else min(analysis.r2),
@@ -255,9 +257,28 @@ def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str
                    "prune_outliers": prune_outliers,
                    "sr": sr, "sr_budget": sr_budget, "compose": compose},
     }
+    if previous is not None:  # a finished run read again: training was loaded, not redone
+        result["seconds"] = _reread_seconds(previous["seconds"], result["seconds"])
+        result["reread"] = True
     atomic_write_json(out / "result.json", result)
     write_figures(out, analysis, sample, {edge: trained.history}, f"{law or 'data'} {dim}D n={n}, {edge}")
     return result
+
+
+def _finished_result(out: Path) -> dict | None:
+    """The run's earlier ``result.json`` (a finished run), or ``None``."""
+    try:
+        record = json.loads((out / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("seconds"), dict) else None
+
+
+def _reread_seconds(before: dict, now: dict) -> dict:
+    """Timings of a finished run read again: its original simulation and training, the new extraction."""
+    seconds = {**now, "simulate": before.get("simulate", now["simulate"]), "train": before.get("train", now["train"])}
+    seconds["total"] = sum(seconds[k] for k in ("simulate", "train", "extract", "compose"))
+    return seconds
 
 
 def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out,
@@ -277,15 +298,21 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
 
     if edge == "eql":
         recovered = extract(model, test)
+        weights = recovered.weights_expressions
         if potential:  # only the symmetric, position-dependent part is determined by the data
             from .hamiltonian import identifiable_part
 
             recovered.expressions = [round_constants(identifiable_part(e), 3) for e in recovered.expressions]
+            weights = [round_constants(identifiable_part(e), 3) for e in weights]
         verdict = None
         if law is not None:
             verdict = judge(recovered.expressions, law, dim).to_dict()
-            verdict.update(unrotated=recovered.unrotated, fidelity=recovered.fidelity)
-        return {"expressions": recovered.expressions, "method": "eql", "verdict": verdict}
+            as_read = judge(weights, law, dim)
+            verdict.update(unrotated=recovered.unrotated, fidelity=recovered.fidelity,
+                           refit_error=recovered.refit_error,
+                           weights_form={"passed": as_read.passed, "ood_r2": as_read.ood_r2})
+        return {"expressions": recovered.expressions, "method": "eql", "verdict": verdict,
+                "weights_expressions": weights}
     if sr is None:
         return {"expressions": [], "method": "none", "verdict": None}
     fits = fit_messages(sample, analysis.components, engine=sr, budget=sr_budget, seed=seed)

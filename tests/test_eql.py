@@ -98,3 +98,68 @@ def test_polynomial_expansion_equals_sympy_expand():
         difference = sympy.expand(expr) - rebuilt
         assert all(abs(float(c)) < 1e-9 for c in sympy.Poly(difference, *names).coeffs()) if difference else True
     assert to_polynomials(EQL(2, 1, 1, {"sin": 1})) is None
+
+
+def _pair_values(samples: int = 4000, seed: int = 0) -> dict[str, np.ndarray]:
+    """Training-like pair states: r in [0.5, 3], masses around 1."""
+    rng = np.random.default_rng(seed)
+    r = rng.uniform(0.5, 3.0, samples)
+    angle = rng.uniform(0, 2 * np.pi, samples)
+    return {"dx": r * np.cos(angle), "dy": r * np.sin(angle), "r": r,
+            "m1": np.exp(rng.normal(size=samples)), "m2": np.exp(rng.normal(size=samples))}
+
+
+def test_choose_size_takes_the_largest_relative_drop_and_ignores_gains_below_the_floor():
+    from eqlgn.extraction import choose_size
+
+    assert choose_size([0.9, 0.01, 0.009, 0.0]) == 1  # 2 terms; the rest only polish below 1 %
+    assert choose_size([0.5, 0.3, 0.002, 0.0]) == 2
+    assert choose_size([0.005, 0.0]) == 0  # one term already within the floor
+    assert choose_size([0.9, 0.01, 0.009, 0.0], floor=1e-6) == 3  # with no floor, exactness wins
+
+
+def test_sparse_refit_reads_the_law_out_of_a_series_that_imitates_it_in_range():
+    """A 1/r² law written as a mixture of neighbouring powers (what EQLs do) is refitted to the one term."""
+    from eqlgn.equations import SYMBOLS, evaluate
+    from eqlgn.extraction import sparse_refit
+
+    dx, dy, r, m2 = (SYMBOLS[k] for k in ("dx", "dy", "r", "m2"))
+    values = _pair_values()
+    law = 0.02 * m2 * dx / r**2 - 0.01 * m2 * dy / r**2
+    target = evaluate([law], values)[:, 0]
+    target = target + 0.002 * target.std() * np.random.default_rng(1).standard_normal(len(target))
+    # a series that imitates the law in range: the law's own terms plus polish in r^-1, r^-3, dx, r
+    series = (0.018 * m2 * dx / r**2 + 0.004 * m2 * dx / r - 0.001 * m2 * dx + 0.0008 * m2 * dx / r**3
+              - 0.011 * m2 * dy / r**2 + 0.0005 * m2 * dy / r + 0.0003 * r - 0.0002)
+    refitted, error = sparse_refit(series, values, target)
+    terms = sympy.Add.make_args(refitted)
+    assert {t.as_coeff_Mul()[1] for t in terms} == {m2 * dx / r**2, m2 * dy / r**2}
+    coefficients = {t.as_coeff_Mul()[1]: float(t.as_coeff_Mul()[0]) for t in terms}
+    assert coefficients[m2 * dx / r**2] == pytest.approx(0.02, rel=1e-2)
+    assert coefficients[m2 * dy / r**2] == pytest.approx(-0.01, rel=1e-2)
+    assert error < 0.01
+
+
+def test_sparse_refit_keeps_every_term_a_law_needs():
+    """The spring message (r - 1)·dx/r needs both dx and dx/r: neither alone fits, the pair does."""
+    from eqlgn.equations import SYMBOLS, evaluate
+    from eqlgn.extraction import sparse_refit
+
+    dx, dy, r, m1 = (SYMBOLS[k] for k in ("dx", "dy", "r", "m1"))
+    values = _pair_values(seed=2)
+    target = evaluate([0.3 * dx - 0.3 * dx / r], values)[:, 0]
+    series = 0.29 * dx - 0.31 * dx / r + 0.01 * dx / r**2 + 0.002 * dy + 0.001 * dx / m1 + 0.004 * r
+    refitted, _ = sparse_refit(series, values, target)
+    assert {t.as_coeff_Mul()[1] for t in sympy.Add.make_args(refitted)} == {dx, dx / r}
+
+
+def test_backward_elimination_path_shrinks_by_one_and_scores_on_held_out_rows():
+    from eqlgn.extraction import backward_elimination
+
+    rng = np.random.default_rng(0)
+    columns = rng.standard_normal((1000, 5))
+    target = 2 * columns[:, 1] - columns[:, 3]
+    path = backward_elimination(columns, target, rng.random(1000) < 0.5)
+    assert [len(kept) for kept, _ in path] == [5, 4, 3, 2, 1]
+    assert sorted(path[3][0]) == [1, 3] and path[3][1] < 1e-6  # exact fit (Gram-form rounding ~1e-8)
+    assert path[4][1] > 0.3  # one column cannot carry both

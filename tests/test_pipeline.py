@@ -35,13 +35,30 @@ def test_run_writes_the_documented_result(tmp_path):
     for name in ("sparsity.png", "messages.png", "loss.png", "model.pt", "checkpoint.pt"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     assert result["equations"] == saved["equations"]
+    assert len(saved["equations_weights"]) == 2 and set(saved["judge"]["weights_form"]) == {"passed", "ood_r2"}
+    assert len(saved["judge"]["refit_error"]) == 2
+
+
+def test_a_finished_run_read_again_keeps_its_training_and_its_training_time(tmp_path):
+    config = recommended_config("eql", **TINY)
+    args = dict(dim=2, n=3, edge="eql", seed=1, out=tmp_path / "run", sims=20, train=config,
+                cache_dir=tmp_path / "cache", progress=False)
+    first = eqlgn.run("spring", **args)
+    before = eqlgn.TrainedModel.load(tmp_path / "run" / "model.pt").model.state_dict()
+    again = eqlgn.run("spring", resume=True, **args)
+    after = eqlgn.TrainedModel.load(tmp_path / "run" / "model.pt").model.state_dict()
+    assert again["reread"] is True and "reread" not in first
+    assert again["seconds"]["train"] == first["seconds"]["train"]
+    assert again["equations"] == first["equations"] and again["test_loss"] == first["test_loss"]
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_extracted_expressions_reproduce_the_pruned_network(small_spring):
     train, _, test = small_spring.split(seed=0)
     trained = fit(train, recommended_config("eql", **TINY), progress=False)
-    equations = extract(trained.model, test, tolerance=0.0, digits=15)
+    equations = extract(trained.model, test, tolerance=0.0, digits=15, refit=False)
     assert equations.fidelity < 1e-4  # raw SymPy from the weights vs the network's messages
+    assert equations.expressions == equations.weights_expressions and equations.refit_error is None
     # with no term dropped and no rounding, the expanded form still equals the messages
     from eqlgn.analysis import collect_messages
     from eqlgn.equations import evaluate
