@@ -87,6 +87,7 @@ class Job:
     compose: bool = False
     sims: int = 1000
     condition: str = "exact"
+    reread: bool = False
 
     @property
     def directory(self) -> Path:
@@ -131,8 +132,12 @@ def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
 
 
 def run_job(job: Job) -> dict:
-    """Run one job (skipped when finished); never raises: failures go to ``failure.json``."""
-    if job.done():
+    """Run one job (skipped when finished, unless ``reread``); never raises: failures go to ``failure.json``.
+
+    With ``reread`` a finished job is resumed: its trained model is loaded, not retrained, and
+    its equations are read and judged again (after a change of the extractor or the judge).
+    """
+    if job.done() and not job.reread:
         return {"job": job.directory.name, "status": "skipped"}
     route = Route.parse(job.route)
     started = time.perf_counter()
@@ -167,7 +172,7 @@ def _init_worker(threads: int) -> None:
 
 def run_grid(jobs: list[Job], workers: int = 1) -> list[dict]:
     """Run jobs in ``workers`` parallel processes (threads split evenly), printing one line per job."""
-    todo = [job for job in jobs if not job.done()]
+    todo = [job for job in jobs if job.reread or not job.done()]
     print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already finished, {len(todo)} to run "
           f"in {workers} process(es)", flush=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -246,6 +251,8 @@ def grid_flags(parser: argparse.ArgumentParser, dims=(2,), ns=(4,), seeds=(0,), 
     parser.add_argument("--compose", action="store_true", help="also fit and compose the node model")
     parser.add_argument("--sims", type=int, default=1000, help="simulations per dataset")
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    parser.add_argument("--reread", action="store_true",
+                        help="read the equations of finished jobs again (their models are loaded, not retrained)")
     parser.add_argument("--out", default="runs/experiments")
 
 
@@ -259,7 +266,8 @@ def make_jobs(args: argparse.Namespace, laws: list[str], conditions: tuple[str, 
         Route.parse(route)
     for condition in conditions:
         parse_condition(condition)
-    return [Job(law, dim, n, route, seed, args.out, args.steps, args.sr_budget, args.compose, args.sims, condition)
+    return [Job(law, dim, n, route, seed, args.out, args.steps, args.sr_budget, args.compose, args.sims, condition,
+                getattr(args, "reread", False))
             for seed in args.seeds for dim in args.dims for n in args.ns for law in laws for condition in conditions
             for route in args.routes]
 

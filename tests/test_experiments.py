@@ -152,3 +152,18 @@ def test_robustness_table_counts_recovered_seeds_per_condition(tmp_path):
         (job.directory / "result.json").write_text(json.dumps({"judge": {"passed": passed}}))
     lines = table(jobs, ["noise-0", "noise-0.1"]).splitlines()
     assert lines[2] == "| spring | 2 | 3 | eql | 1/2 | 0/1 |"
+
+
+def test_reread_reads_finished_jobs_again_without_retraining(tmp_path):
+    from dataclasses import replace
+
+    from common import Job, run_grid
+
+    job = Job("spring", 2, 3, "eql", 0, str(tmp_path), steps=10, sims=10, condition="noise-0.05")
+    assert [r["status"] for r in run_grid([job])] == ["done"]
+    first = json.loads((job.directory / "result.json").read_text())
+    assert [r["status"] for r in run_grid([job])] == []  # finished: skipped
+    assert [r["status"] for r in run_grid([replace(job, reread=True)])] == ["done"]
+    again = json.loads((job.directory / "result.json").read_text())
+    assert again["reread"] is True and again["seconds"]["train"] == first["seconds"]["train"]
+    assert again["data"] == first["data"] and again["equations"] == first["equations"]
