@@ -7,7 +7,8 @@ Reads every result.json under the given directories and writes, between
 ``<!-- sweep-tables:begin -->`` and ``<!-- sweep-tables:end -->`` in DOCS/results.md:
 
 * recovery: for each law x dim x n and route, seeds recovered (judge passed) / seeds run,
-  and how many of those in unrotated form (Li & Kim's comparison);
+  and how many of those in unrotated form (Li & Kim's comparison); EQL routes also in their
+  weights form (the equation as read from the weights, before the sparse refit);
 * MLP variants on 2D, 4 particles (the 2024 reproduction's tables): test loss, linear-fit
   R², sparsity (top-D std >= 100x the rest) and recovery per variant and law;
 * the composed symbolic model's test loss next to the GN's (Occam test);
@@ -60,11 +61,14 @@ def recovery_table(results: list[tuple[Path, dict]]) -> tuple[str, dict]:
     for _, r in results:
         if r["judge"] is None:
             continue
-        cell = grid[(r["law"], r["dim"], r["n_particles"], route_of(r))]
-        cell[1] += 1
-        if r["judge"]["passed"]:
-            cell[0] += 1
-            cell[2] += bool(r["judge"].get("unrotated"))
+        verdicts = [(route_of(r), r["judge"]["passed"], r["judge"].get("unrotated"))]
+        if "weights_form" in r["judge"]:  # EQL runs: the equation as read, before the sparse refit
+            verdicts.append((route_of(r) + " (weights form)", r["judge"]["weights_form"]["passed"], None))
+        for route, passed, unrotated in verdicts:
+            cell = grid[(r["law"], r["dim"], r["n_particles"], route)]
+            cell[1] += 1
+            cell[0] += bool(passed)
+            cell[2] += bool(passed and unrotated)
     routes = sorted({k[3] for k in grid})
     systems = sorted({k[:3] for k in grid})
     lines = ["| law | D | n | " + " | ".join(routes) + " |", "|---|---|---|" + "---|" * len(routes)]

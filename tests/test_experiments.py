@@ -98,10 +98,10 @@ def test_tables_are_generated_into_results_md(tmp_path):
     pytest.importorskip("pyoperon")
     run_grid(jobs)
     table, grid = recovery_table(load([str(tmp_path / "runs")]))
-    assert table.splitlines()[0] == "| law | D | n | eql | mlp-l1-linear+operon |"
-    assert re.fullmatch(r"\| spring \| 2 \| 3 \| [01]/1 \([01] unrotated\) \| [01]/1 \([01] unrotated\) \|",
-                        table.splitlines()[2])
-    assert sum(cell[1] for cell in grid.values()) == 2
+    assert table.splitlines()[0] == "| law | D | n | eql | eql (weights form) | mlp-l1-linear+operon |"
+    assert re.fullmatch(r"\| spring \| 2 \| 3 \| [01]/1 \([01] unrotated\) \| [01]/1 \(0 unrotated\) "
+                        r"\| [01]/1 \([01] unrotated\) \|", table.splitlines()[2])
+    assert sum(cell[1] for cell in grid.values()) == 3
     ood = ood_table(load([str(tmp_path / "runs")])).splitlines()
     assert len(ood) == 4
     for line, route in zip(ood[2:], ("eql", "mlp-l1-linear+operon")):
