@@ -359,6 +359,13 @@ def format_result(result: dict) -> str:
     for component, equation in zip(result["significant_components"], result["equations"]):
         lines.append(f"  message {component} = {equation}")
     verdict = result["judge"]
+    if result.get("equations_weights") and result["equations_weights"] != result["equations"]:
+        lines.append("  as read from the weights, before the sparse refit:")
+        lines.extend(f"    {equation[:300]}{'…' if len(equation) > 300 else ''}"
+                     for equation in result["equations_weights"])
+        if verdict is not None and "weights_form" in verdict:
+            lines.append(f"    (judge of this form: {'passed' if verdict['weights_form']['passed'] else 'not passed'}, "
+                         f"R^2 {[round(v, 4) for v in verdict['weights_form']['ood_r2']]})")
     composed = result.get("composed")
     if composed:
         lines.append(f"composed symbolic model ({composed['engine']} node model): test MAE "
