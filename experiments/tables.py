@@ -9,6 +9,7 @@ Reads every result.json under the given directories and writes, between
 * recovery: for each law x dim x n and route, seeds recovered (judge passed) / seeds run,
   and how many of those in unrotated form (Li & Kim's comparison); EQL routes also in their
   weights form (the equation as read from the weights, before the sparse refit);
+* every EQL run: its refitted equations, both verdicts, R², time;
 * MLP variants on 2D, 4 particles (the 2024 reproduction's tables): test loss, linear-fit
   R², sparsity (top-D std >= 100x the rest) and recovery per variant and law;
 * the composed symbolic model's test loss next to the GN's (Occam test);
@@ -79,6 +80,23 @@ def recovery_table(results: list[tuple[Path, dict]]) -> tuple[str, dict]:
             cells.append(f"{passed}/{total} ({unrotated} unrotated)" if total else "–")
         lines.append(f"| {law} | {dim} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n", dict(grid)
+
+
+def eql_runs_table(results: list[tuple[Path, dict]]) -> str:
+    """Every EQL force run: verdicts of the refitted and the weights form, R², time, the equations."""
+    lines = ["| law | D | n | seed | recovered | weights form | OOD R² | test MAE | train s | equations (refitted) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    runs = [r for _, r in results if r["edge_model"] == "eql" and r.get("target", "force") == "force"
+            and r["judge"] is not None and r.get("data") is None]
+    for r in sorted(runs, key=lambda r: (r["law"], r["dim"], r["n_particles"], r["seed"])):
+        judge, weights = r["judge"], r["judge"].get("weights_form")
+        equations = "; ".join(f"`{e[:90]}{'…' if len(e) > 90 else ''}`" for e in r["equations"])
+        lines.append(f"| {r['law']} | {r['dim']} | {r['n_particles']} | {r['seed']} | "
+                     f"{'**yes**' if judge['passed'] else 'no'} | "
+                     f"{'–' if weights is None else ('yes' if weights['passed'] else 'no')} | "
+                     f"{', '.join(f'{v:.4f}' for v in judge['ood_r2'])} | {r['test_loss']:.3f} | "
+                     f"{r['seconds']['train']:.0f} | {equations} |")
+    return "\n".join(lines) + "\n"
 
 
 def variants_table(results: list[tuple[Path, dict]]) -> str:
@@ -221,6 +239,8 @@ def main() -> None:
               f"`{eqlgn.recommended_config('mlp')}`. {args.note}\n\n")
     section = (header + "### Recovery: seeds recovered / seeds run\n\n" + recovery
                + "\n![recovery grid](figures/recovery_grid.png)\n\n"
+               + "### EQL runs (simulated data): equations per seed\n\n" + eql_runs_table(results)
+               + "\n"
                + "### MLP variants, 2D, 4 particles\n\n" + variants_table(results)
                + "\n### Composed symbolic model vs the GN (test MAE of accelerations)\n\n" + composed_table(results)
                + "\n### Out of distribution: the equation vs the network it was read from\n\n"

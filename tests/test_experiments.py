@@ -91,7 +91,7 @@ def test_a_failing_job_is_recorded_and_the_grid_goes_on(tmp_path):
 
 def test_tables_are_generated_into_results_md(tmp_path):
     from common import Job, run_grid
-    from tables import load, ood_table, recovery_table, write_section
+    from tables import eql_runs_table, load, ood_table, recovery_table, write_section
 
     jobs = [Job("spring", 2, 3, route, 0, str(tmp_path / "runs"), steps=10, sims=10, sr_budget=2)
             for route in ("eql", "mlp-l1-linear+operon")]
@@ -102,6 +102,8 @@ def test_tables_are_generated_into_results_md(tmp_path):
     assert re.fullmatch(r"\| spring \| 2 \| 3 \| [01]/1 \([01] unrotated\) \| [01]/1 \(0 unrotated\) "
                         r"\| [01]/1 \([01] unrotated\) \|", table.splitlines()[2])
     assert sum(cell[1] for cell in grid.values()) == 3
+    eql_rows = eql_runs_table(load([str(tmp_path / "runs")])).splitlines()[2:]
+    assert len(eql_rows) == 1 and re.match(r"\| spring \| 2 \| 3 \| 0 \| (\*\*yes\*\*|no) \| (yes|no) \|", eql_rows[0])
     ood = ood_table(load([str(tmp_path / "runs")])).splitlines()
     assert len(ood) == 4
     for line, route in zip(ood[2:], ("eql", "mlp-l1-linear+operon")):
