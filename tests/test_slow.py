@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import eqlgn
+from eqlgn.equations import evaluate, parse_equation
 
 
 @pytest.mark.slow
@@ -64,4 +66,11 @@ def test_hamiltonian_gn_recovers_the_spring_potential_from_eql_weights(tmp_path)
     assert result["target"] == "potential" and len(result["equations"]) == 1
     assert result["judge"]["passed"], result
     assert result["judge"]["ood_r2"][0] >= 0.98
-    assert "r**2" in result["equations"][0]
+    # along r, averaged over directions, the potential is a parabola whose minimum is the rest length 1
+    r, angle = np.meshgrid(np.linspace(0.5, 2.0, 31), np.linspace(0, 2 * np.pi, 16, endpoint=False))
+    values = {"r": r.ravel(), "dx": (r * np.cos(angle)).ravel(), "dy": (r * np.sin(angle)).ravel()}
+    potential = evaluate([parse_equation(result["equations"][0])], values)[:, 0].reshape(r.shape)
+    along_r = potential.mean(axis=0)
+    a2, a1, _ = np.polyfit(r[0], along_r, 2)
+    assert a2 > 0 and -a1 / (2 * a2) == pytest.approx(1.0, abs=0.05), result["equations"]
+    assert np.ptp(potential, axis=0).max() < 0.05 * np.ptp(along_r), "the potential depends on direction"
