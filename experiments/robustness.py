@@ -13,7 +13,7 @@ these conditions (``--conditions``, see ``experiments/common.py``):
   first ``--exact`` directory that holds them (and, when none does, run into the first),
   so that the noise-free column is the recovery grid;
 * ``noise-0.01``, ``noise-0.05``, ``noise-0.1`` — exact accelerations with Gaussian noise of
-  that relative size per particle (``eqlgn.add_noise``).
+  that relative size per particle (``eqlgn.add_noise``); any ``noise-REL`` may be asked for.
 
 Jobs run in ``--jobs`` parallel processes; finished ones are skipped, so the script resumes
 after a kill; a failing one leaves ``failure.json`` and the grid goes on. Time on 2 CPU
@@ -81,7 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--laws", nargs="+", default=["spring", "r1", "r2", "charge"])
-    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS),
+                        help="trajectories and/or noise-REL, e.g. noise-0.3 (default: %(default)s)")
     parser.add_argument("--exact", nargs="+", default=["runs/sweep"],
                         help="directories of the noise-free (sweep) jobs, searched in order")
     parser.add_argument("--docs", default=None, help="write the table into DOCS/results.md")
