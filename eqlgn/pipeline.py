@@ -297,7 +297,9 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
         return judge_potential(expressions[:1], law, dim) if potential else judge_force(expressions, law, dim)
 
     if edge == "eql":
-        recovered = extract(model, test)
+        # A pair energy carries parts the data cannot determine (antisymmetric, position-free);
+        # refitting the raw output would spend its terms on them, so potentials keep the weights form.
+        recovered = extract(model, test, refit=not potential)
         weights = recovered.weights_expressions
         if potential:  # only the symmetric, position-dependent part is determined by the data
             from .hamiltonian import identifiable_part
@@ -307,10 +309,10 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
         verdict = None
         if law is not None:
             verdict = judge(recovered.expressions, law, dim).to_dict()
-            as_read = judge(weights, law, dim)
+            as_read = judge(weights, law, dim).to_dict()
             verdict.update(unrotated=recovered.unrotated, fidelity=recovered.fidelity,
                            refit_error=recovered.refit_error,
-                           weights_form={"passed": as_read.passed, "ood_r2": as_read.ood_r2})
+                           weights_form={"passed": as_read["passed"], "ood_r2": as_read["ood_r2"]})
         return {"expressions": recovered.expressions, "method": "eql", "verdict": verdict,
                 "weights_expressions": weights}
     if sr is None:

@@ -80,6 +80,9 @@ def test_hamiltonian_run_writes_a_potential_result(tmp_path):
                        progress=False)
     assert result["target"] == "potential" and len(result["equations"]) == 1
     assert result["judge"]["target"] == "potential" and len(result["judge"]["ood_r2"]) == 1
+    # potentials are not refitted (their unidentifiable parts would take the terms): weights form only
+    assert result["equations"] == result["equations_weights"] and result["judge"]["refit_error"] is None
+    assert result["judge"]["weights_form"]["ood_r2"] == result["judge"]["ood_r2"]
     with pytest.raises(ConfigError, match="one scalar edge output"):
         eqlgn.recommended_config("mlp", model="hamiltonian")
 
