@@ -163,3 +163,20 @@ def test_backward_elimination_path_shrinks_by_one_and_scores_on_held_out_rows():
     assert [len(kept) for kept, _ in path] == [5, 4, 3, 2, 1]
     assert sorted(path[3][0]) == [1, 3] and path[3][1] < 1e-6  # exact fit (Gram-form rounding ~1e-8)
     assert path[4][1] > 0.3  # one column cannot carry both
+
+
+def test_sparse_refit_considers_only_the_largest_terms_when_there_are_too_many():
+    from eqlgn.equations import SYMBOLS
+    from eqlgn.extraction import sparse_refit
+
+    dx, r, m2 = (SYMBOLS[k] for k in ("dx", "r", "m2"))
+    values = _pair_values(seed=3)
+    target = 0.02 * values["m2"] * values["dx"] / values["r"] ** 2
+    series = 0.02 * m2 * dx / r**2 + 0.5 * dx + sum(1e-9 * dx / r**k for k in range(3, 14))
+
+    def kept(expr):
+        return {t.as_coeff_Mul()[1] for t in sympy.Add.make_args(expr)}
+
+    assert kept(sparse_refit(series, values, target)[0]) == {m2 * dx / r**2}
+    # capped to the one largest term (0.5·dx), the law is not among the candidates
+    assert kept(sparse_refit(series, values, target, max_terms=1)[0]) == {dx}
