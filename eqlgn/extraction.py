@@ -200,25 +200,24 @@ def choose_size(errors: list[float], floor: float = 0.01) -> int:
     return chosen
 
 
-MAX_REFIT_TERMS = 400
+MAX_REFIT_TERMS = 350
 
 
 def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np.ndarray, floor: float = 0.01,
-                 seed: int = 0, max_terms: int = MAX_REFIT_TERMS) -> tuple[sympy.Expr, float]:
+                 seed: int = 0, max_terms: int = MAX_REFIT_TERMS) -> tuple[sympy.Expr | None, float]:
     """Refit the additive terms of ``expanded`` to ``target`` keeping the fewest that explain it (step 4).
 
-    Backward elimination costs about K⁵/15 operations for K terms, so only the ``max_terms``
-    terms with the largest RMS over ``values`` take part (400: about a minute on one core;
-    every run in docs/results.md that fitted had fewer than 350 terms).
+    Backward elimination costs about K⁵/15 operations for K terms (a minute or two on one
+    core at K ≈ 330, the largest of the runs in docs/results.md), so a component of more than
+    ``max_terms`` terms — an EQL that training did not make sparse — is not refitted.
 
     Returns:
-        The refitted expression (unrounded) and its held-out relative error.
+        The refitted expression (unrounded) and its held-out relative error; ``(None, nan)``
+        when there are more than ``max_terms`` terms.
     """
     terms = list(sympy.Add.make_args(expanded))
     if len(terms) > max_terms:
-        rms = np.concatenate([np.sqrt(np.nanmean(evaluate(terms[i:i + 64], values) ** 2, axis=0))
-                              for i in range(0, len(terms), 64)])
-        terms = [terms[i] for i in sorted(np.argsort(-np.nan_to_num(rms, nan=-1.0))[:max_terms])]
+        return None, float("nan")
     columns = evaluate(terms, values)
     rows = np.isfinite(columns).all(axis=1) & np.isfinite(target)
     if rows.sum() < 4 * len(terms):  # too few edges to choose among the terms: keep them as they are
@@ -270,7 +269,7 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
         dropped.append(n_dropped)
         if refit:
             expression, held_error = sparse_refit(expanded, values, message.astype(np.float64), floor)
-            refitted.append(round_constants(expression, digits))
+            refitted.append(weights[-1] if expression is None else round_constants(expression, digits))
             refit_errors.append(held_error)
     expressions = refitted if refit else weights
     axes = [{SYMBOLS[f"d{a}"], SYMBOLS[f"{a}1"], SYMBOLS[f"{a}2"]} for a in "xyz"[: data.dim]]
