@@ -40,9 +40,18 @@ SPATIAL = ("x", "y", "z")
 
 
 def node_feature_names(dim: int) -> list[str]:
-    """Names of the node feature columns for ``dim`` dimensions (DESIGN.md order)."""
+    """Names of the node feature columns for ``dim`` dimensions (positions, velocities, q, m)."""
     axes = list(SPATIAL[:dim])
     return axes + [f"v{a}" for a in axes] + ["q", "m"]
+
+
+def feature_index(dim: int, part: str) -> slice | int:
+    """Where a part of the node features sits: ``x`` (positions) and ``v`` (velocities) are
+    ``D``-wide slices, ``q`` and ``m`` single columns (layout of :func:`node_feature_names`)."""
+    layout = {"x": slice(0, dim), "v": slice(dim, 2 * dim), "q": 2 * dim, "m": 2 * dim + 1}
+    if part not in layout:
+        raise ValueError(f"unknown node-feature part {part!r}; one of {sorted(layout)}")
+    return layout[part]
 
 
 @dataclass

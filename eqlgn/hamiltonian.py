@@ -10,26 +10,24 @@ and
 
 by autograd (every unordered pair is visited twice, hence the 1/2). With an EQL edge
 model the learned ``U`` *is* an expression: :func:`eqlgn.extract` reads it from the
-weights and :func:`judge_potential` checks ``U_learned ≈ a·U_true + c`` out of
-distribution. Training uses the force GN's datasets and loss, plus the original's small
-penalties on the total energy and on the pair energy's gradient with respect to the
-non-canonical inputs (velocities), which a pair potential must not depend on.
+weights and :func:`judge_potential` checks that its force ``-dU/dx1`` is the law's, with
+the force judge's scale-free criterion, out of distribution. Training uses the force GN's
+datasets and loss, plus the original's small penalties on the total energy and on the
+pair energy's gradient with respect to the non-canonical inputs (velocities), which a
+pair potential must not depend on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import numpy as np
 import sympy
 import torch
 from torch import nn
 
-from .equations import as_expression, evaluate
+from .equations import as_expression, complexity, evaluate
 from .errors import ConfigError
 from .graph import complete_edges
-from .laws import get_law
 from .models import EdgeModel, GNOutput, mlp
 
 
@@ -99,21 +97,6 @@ class HamiltonianGN(nn.Module):
         return GNOutput(accelerations, pair if self.training else pair.detach(), penalty=penalty)
 
 
-@dataclass
-class PotentialVerdict:
-    """Is a learned pair energy the true potential up to scale and offset?"""
-
-    passed: bool
-    ood_r2: float
-    scale: float
-    offset: float
-    samples: int
-
-    def to_dict(self) -> dict:
-        return {"passed": self.passed, "ood_r2": [self.ood_r2], "k": 0, "condition": 1.0, "scale": self.scale,
-                "offset": self.offset, "samples": self.samples, "target": "potential"}
-
-
 def symmetric_part(expr: sympy.Expr | str) -> sympy.Expr:
     """``(U(1, 2) + U(2, 1)) / 2``: the only part of a pair energy the Hamiltonian sees.
 
@@ -143,36 +126,51 @@ def identifiable_part(expr: sympy.Expr | str) -> sympy.Expr:
     return sympy.Add(*[t for t in sympy.Add.make_args(symmetric_part(expr)) if t.free_symbols & positional])
 
 
-def true_potential(law: str, values: dict[str, np.ndarray]) -> np.ndarray:
-    """The law's pair potential (unsoftened) on the vocabulary values of sampled pairs."""
-    import jax
+def potential_force(expr: sympy.Expr | str, dim: int) -> list[sympy.Expr]:
+    """The force on particle 1 of a pair energy, ``-dU/dx1`` (``D`` expressions).
 
-    jax.config.update("jax_enable_x64", True)
-    potential = get_law(law).potential
-    return np.asarray(potential(values["r"], values["m1"], values["m2"], values["q1"], values["q2"]))
+    ``U`` may use ``dx``, ``r`` and the absolute positions; ``dx = x1 - x2`` and
+    ``r = |dx|`` are written out before differentiating, so every way the energy depends on
+    ``x1`` counts.
+    """
+    from .equations import SYMBOLS
+
+    axes = "xyz"[:dim]
+    expr = as_expression(expr)
+    diffs = {SYMBOLS[f"d{a}"]: SYMBOLS[f"{a}1"] - SYMBOLS[f"{a}2"] for a in axes}
+    radius = sympy.sqrt(sum(d**2 for d in diffs.values()))
+    written = expr.xreplace({SYMBOLS["r"]: radius}).xreplace(diffs)
+    back = {value: key for key, value in diffs.items()}
+    forces = []
+    for a in axes:
+        force = -sympy.diff(written, SYMBOLS[f"{a}1"])
+        forces.append(force.xreplace({radius: SYMBOLS["r"]}).xreplace(back))
+    return forces
 
 
 def judge_potential(expressions: Sequence[sympy.Expr | str], law: str, dim: int, samples: int = 20000,
-                    seed: int = 12345, threshold: float = 0.98) -> PotentialVerdict:
-    """Fit ``U_learned ≈ a·U_true + c`` on the judge's own wider states; pass at R² ≥ ``threshold``.
+                    seeds: Sequence[int] | None = None):
+    """Judge a learned pair energy by the force it exerts, with the force judge's criterion.
 
-    ``U_learned`` is the expression's identifiable part (:func:`identifiable_part`): symmetric
-    under swapping the particles, without position-free terms. The true potential keeps
-    its mass and charge factors, which do depend on the pair.
+    ``U_learned`` is the expression's identifiable part (:func:`identifiable_part`):
+    symmetric under swapping the particles, without position-free terms. Its force
+    ``-dU/dx1`` (:func:`potential_force`) must be the law's force up to a linear map and
+    offset, scale-free, on the judge's wider states (:func:`eqlgn.judging.judge`), with no
+    receiver factor: a Hamiltonian's pair energy is not divided by anything. Judging the
+    force rather than ``U`` itself makes the score independent of the free additive
+    constant of a potential (``log r`` has no natural size).
+
+    Returns:
+        an :class:`eqlgn.judging.Verdict` (its complexity is that of the identifiable energy).
     """
-    from .judging import sample_states
+    from .judging import JUDGE_SEEDS, _verdict, best_fit, sample_states
 
     if len(expressions) != 1:
         raise ConfigError(f"a pair potential is one expression, got {len(expressions)}")
-    values = sample_states(dim, samples, seed)
-    learned = evaluate([identifiable_part(expressions[0])], values)[:, 0]
-    truth = true_potential(law, values)
-    finite = np.isfinite(learned) & np.isfinite(truth)
-    if finite.mean() < 0.99:
-        return PotentialVerdict(False, float("-inf"), 0.0, 0.0, samples)
-    design = np.column_stack([truth[finite], np.ones(finite.sum())])
-    (scale, offset), *_ = np.linalg.lstsq(design, learned[finite], rcond=None)
-    residual = learned[finite] - design @ np.array([scale, offset])
-    total = ((learned[finite] - learned[finite].mean()) ** 2).sum()
-    r2 = float(1 - (residual**2).sum() / total) if total > 0 else 0.0
-    return PotentialVerdict(bool(r2 >= threshold and abs(scale) > 1e-8), r2, float(scale), float(offset), samples)
+    energy = identifiable_part(expressions[0])
+    forces = potential_force(energy, dim)
+    fits = []
+    for seed in seeds or JUDGE_SEEDS:
+        values = sample_states(dim, samples, seed)
+        fits.append(best_fit(evaluate(forces, values), values, law, dim, factors=("1",)))
+    return _verdict(fits, complexity(energy), samples, seeds or JUDGE_SEEDS)

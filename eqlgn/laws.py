@@ -1,6 +1,6 @@
 """Force-law registry: name -> pairwise potential (JAX), true pairwise force (NumPy).
 
-Conventions (DESIGN.md): particle 1 receives, particle 2 sends, ``dx = x1 - x2``,
+Conventions (docs/architecture.md): particle 1 receives, particle 2 sends, ``dx = x1 - x2``,
 ``r = |x1 - x2|``. The potentials are those of Cranmer et al. 2020:
 
 =========  ==========================  =========================================
@@ -44,6 +44,11 @@ class ForceLaw:
             already softened when ``softened`` is true.
         dpotential_dr: ``(r, m1, m2, q1, q2) -> dU/dr`` in NumPy (hand-derived).
         message_form: what a GN message should be proportional to (up to a linear map).
+        dpotential_dr_scale: ``(r, m1, m2, q1, q2) -> S >= |dU/dr|``, the sum of the
+            magnitudes of the additive terms of ``dU/dr`` (``2r + 2`` for the spring's
+            ``2r - 2``). It is the size the judge measures errors against: it equals
+            ``|dU/dr|`` for one-term laws and does not vanish where terms cancel (the
+            spring at its rest length).
     """
 
     name: str
@@ -54,6 +59,7 @@ class ForceLaw:
     potential: Callable
     dpotential_dr: Callable
     message_form: str
+    dpotential_dr_scale: Callable
 
     def force(
         self,
@@ -80,6 +86,14 @@ class ForceLaw:
         args = (np.asarray(a, dtype=np.float64) for a in (m1, m2, q1, q2))
         dudr = self.dpotential_dr(r_eff, *args)
         return -(dudr / r)[..., None] * dx
+
+    def force_scale(self, r: np.ndarray, m1: np.ndarray, m2: np.ndarray, q1: np.ndarray, q2: np.ndarray,
+                    softening: float = 0.01) -> np.ndarray:
+        """``[...]`` size of the force that errors are measured against (see ``dpotential_dr_scale``)."""
+        r = np.asarray(r, dtype=np.float64)
+        r_eff = r + softening if self.softened else r
+        args = (np.asarray(a, dtype=np.float64) for a in (m1, m2, q1, q2))
+        return np.abs(self.dpotential_dr_scale(r_eff, *args))
 
 
 def _spring_u(r, m1, m2, q1, q2):
@@ -110,6 +124,7 @@ LAWS: dict[str, ForceLaw] = {
         potential=_spring_u,
         dpotential_dr=lambda r, m1, m2, q1, q2: 2.0 * (r - 1.0),
         message_form="(r - 1) dx / r",
+        dpotential_dr_scale=lambda r, m1, m2, q1, q2: 2.0 * np.abs(r) + 2.0,
     ),
     "r1": ForceLaw(
         name="r1",
@@ -120,6 +135,7 @@ LAWS: dict[str, ForceLaw] = {
         potential=_r1_u,
         dpotential_dr=lambda r, m1, m2, q1, q2: m1 * m2 / r,
         message_form="m2 dx / r^2 (times m1, or divided by nothing)",
+        dpotential_dr_scale=lambda r, m1, m2, q1, q2: m1 * m2 / r,
     ),
     "r2": ForceLaw(
         name="r2",
@@ -130,6 +146,7 @@ LAWS: dict[str, ForceLaw] = {
         potential=_r2_u,
         dpotential_dr=lambda r, m1, m2, q1, q2: m1 * m2 / r**2,
         message_form="m2 dx / r^3 (times m1, or divided by nothing)",
+        dpotential_dr_scale=lambda r, m1, m2, q1, q2: m1 * m2 / r**2,
     ),
     "charge": ForceLaw(
         name="charge",
@@ -140,6 +157,7 @@ LAWS: dict[str, ForceLaw] = {
         potential=_charge_u,
         dpotential_dr=lambda r, m1, m2, q1, q2: -q1 * q2 / r**2,
         message_form="q1 q2 dx / r^3 (or divided by m1)",
+        dpotential_dr_scale=lambda r, m1, m2, q1, q2: q1 * q2 / r**2,
     ),
 }
 

@@ -175,7 +175,7 @@ def run(
             trajectory file (CSV / npz, see :mod:`eqlgn.trajectories`).
 
     Returns:
-        The result record (also written to ``out/result.json``, see DESIGN.md).
+        The result record (also written to ``out/result.json``; fields in docs/architecture.md).
     """
     from .sr import ENGINES
     from .train import recommended_config
@@ -294,7 +294,9 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
     from .symbolic import fit_messages
 
     def judge(expressions, law, dim):
-        return judge_potential(expressions[:1], law, dim) if potential else judge_force(expressions, law, dim)
+        if potential:
+            return {**judge_potential(expressions[:1], law, dim).to_dict(), "target": "potential"}
+        return {**judge_force(expressions, law, dim).to_dict(), "target": "force"}
 
     if edge == "eql":
         # A pair energy carries parts the data cannot determine (antisymmetric, position-free);
@@ -308,11 +310,12 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
             weights = [round_constants(identifiable_part(e), 3) for e in weights]
         verdict = None
         if law is not None:
-            verdict = judge(recovered.expressions, law, dim).to_dict()
-            as_read = judge(weights, law, dim).to_dict()
+            verdict = judge(recovered.expressions, law, dim)
+            as_read = judge(weights, law, dim)
             verdict.update(unrotated=recovered.unrotated, fidelity=recovered.fidelity,
                            refit_error=recovered.refit_error,
-                           weights_form={"passed": as_read["passed"], "ood_r2": as_read["ood_r2"]})
+                           weights_form={"passed": as_read["passed"], "status": as_read["status"],
+                                         "ood_r2": as_read["ood_r2"]})
         return {"expressions": recovered.expressions, "method": "eql", "verdict": verdict,
                 "weights_expressions": weights}
     if sr is None:
@@ -326,7 +329,7 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
         expressions = [round_constants(identifiable_part(e), 4) for e in expressions]
     if law is None:
         return {"expressions": expressions, "method": sr, "verdict": None}
-    verdict = judge(expressions, law, dim).to_dict()
+    verdict = judge(expressions, law, dim)
     axes = [{f"d{a}"} for a in "xyz"[:dim]]
     verdict["unrotated"] = all(sum(bool({s.name for s in e.free_symbols} & a) for a in axes) == 1
                                for e in expressions)
@@ -366,16 +369,29 @@ def format_result(result: dict) -> str:
         lines.extend(f"    {equation[:300]}{'…' if len(equation) > 300 else ''}"
                      for equation in result["equations_weights"])
         if verdict is not None and "weights_form" in verdict:
-            lines.append(f"    (judge of this form: {'passed' if verdict['weights_form']['passed'] else 'not passed'}, "
-                         f"R^2 {[round(v, 4) for v in verdict['weights_form']['ood_r2']]})")
+            lines.append(f"    (judge of this form: {verdict['weights_form']['status']}, "
+                         f"R^2 {[round(v, 5) for v in verdict['weights_form']['ood_r2']]})")
     composed = result.get("composed")
     if composed:
         lines.append(f"composed symbolic model ({composed['engine']} node model): test MAE "
                      f"{composed['test_loss']:.4g}, after refitting constants {composed['test_loss_refit']:.4g} "
                      f"(GN {composed['gn_test_loss']:.4g})")
     if verdict is not None:
-        state = "RECOVERED" if verdict["passed"] else "NOT recovered"
-        lines.append(f"judge: {state} (out-of-distribution R^2 {[round(v, 4) for v in verdict['ood_r2']]}, "
-                     f"target F/m1^{verdict['k']}, conditioning {verdict['condition']:.3g}"
+        lines.append(f"judge: {verdict_word(verdict)} (scale-free out-of-distribution R^2 "
+                     f"{[round(v, 5) for v in verdict['ood_r2']]}, target {_target_text(verdict)}, "
+                     f"conditioning {verdict['condition']:.3g}, judge seeds passed {verdict['seeds_passed']}"
                      f"{', unrotated' if verdict.get('unrotated') else ''})")
     return "\n".join(lines)
+
+
+def verdict_word(verdict: dict) -> str:
+    """``RECOVERED``, ``BORDERLINE`` (the verdict flips with the judge's sampling seed) or ``NOT recovered``."""
+    return {"passed": "RECOVERED", "borderline": "BORDERLINE"}.get(verdict.get("status"), "NOT recovered")
+
+
+def _target_text(verdict: dict) -> str:
+    if verdict.get("target") == "potential":
+        return "-dU/dx1 = F"
+    factor = verdict.get("receiver_factor", "1")
+    law = "F" if factor == "1" else f"F/({factor})"
+    return law + (f", softened r+{verdict['softening']:g}" if verdict.get("softening") else "")

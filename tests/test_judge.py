@@ -13,48 +13,90 @@ from eqlgn.judging import judge
 dx, dy, dz, r, m1, m2, q1, q2 = (SYMBOLS[n] for n in "dx dy dz r m1 m2 q1 q2".split())
 
 
-def true_force(law: str, dim: int) -> list[sympy.Expr]:
+def true_force(law: str, dim: int, power: float | None = None, rest: float = 1.0) -> list[sympy.Expr]:
+    """The law's force on particle 1 (``power``: the power of r in the denominator, ``rest``: spring rest length)."""
     d = [dx, dy, dz][:dim]
-    return {
-        "spring": [-2 * (r - 1) * c / r for c in d],
-        "r1": [-m1 * m2 * c / r**2 for c in d],
-        "r2": [-m1 * m2 * c / r**3 for c in d],
-        "charge": [q1 * q2 * c / r**3 for c in d],
-    }[law]
+    if law == "spring":
+        return [-2 * (r - rest) * c / r for c in d]
+    power = {"r1": 2, "r2": 3, "charge": 3}[law] if power is None else power
+    factor = q1 * q2 if law == "charge" else -m1 * m2
+    return [factor * c / r**power for c in d]
 
 
 def mix(exprs, seed):
+    """A random linear map (rotation times scales in [0.5, 2], so well conditioned) plus a bias."""
     rng = np.random.default_rng(seed)
-    a = rng.normal(size=(len(exprs), len(exprs)))
+    rotation, _ = np.linalg.qr(rng.normal(size=(len(exprs), len(exprs))))
+    a = rotation * rng.uniform(0.5, 2.0, size=len(exprs))[None, :]
     b = rng.normal(size=len(exprs))
     return [sum(sympy.Float(a[i, j]) * e for j, e in enumerate(exprs)) + sympy.Float(b[i])
             for i in range(len(exprs))]
 
 
+LAWS = ["spring", "r1", "r2", "charge"]
+POWER = {"r1": 2, "r2": 3, "charge": 3}
+
+
 @pytest.mark.parametrize("dim", [2, 3])
-@pytest.mark.parametrize("law", ["spring", "r1", "r2", "charge"])
-@pytest.mark.parametrize("over_m1", [False, True])
-def test_true_law_under_a_random_linear_map_passes(law, dim, over_m1):
-    exprs = [e / m1 if over_m1 else e for e in true_force(law, dim)]
-    verdict = judge(mix(exprs, seed=dim), law, dim)
-    assert verdict.passed, verdict
-    assert min(verdict.ood_r2) > 0.9999
-    assert verdict.k == int(over_m1)
+@pytest.mark.parametrize("law", LAWS)
+@pytest.mark.parametrize("factor", ["1", "m1", "q1", "m1*q1"])
+def test_true_law_under_a_random_linear_map_and_any_receiver_factor_passes(law, dim, factor):
+    h = {"1": 1, "m1": m1, "q1": q1, "m1*q1": m1 * q1}[factor]
+    verdict = judge(mix([e / h for e in true_force(law, dim)], seed=dim), law, dim)
+    assert verdict.passed and verdict.status == "passed", verdict
+    assert min(verdict.ood_r2) > 0.99999 and verdict.seeds_passed == [True] * 3
+    assert verdict.receiver_factor == factor
 
 
-def test_inverse_square_presented_as_inverse_cube_fails():
-    wrong = [-m2 * c / r**3 for c in (dx, dy)]  # r2's shape, judged against r1 (1/r)
-    assert not judge(wrong, "r1", 2).passed
-    wrong = [-m2 * c / r**2 for c in (dx, dy)]  # r1's shape, judged against r2
-    assert not judge(wrong, "r2", 2).passed
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("law", ["r1", "r2", "charge"])
+def test_the_law_softened_as_the_simulator_does_passes(law, dim):
+    k = POWER[law]
+    softened = [e * r**k / (r * (r + sympy.Float(0.01)) ** (k - 1)) for e in true_force(law, dim)]
+    verdict = judge(mix(softened, seed=1), law, dim)
+    assert verdict.passed and verdict.softening == 0.01, verdict
 
 
-def test_spring_without_rest_length_fails():
-    verdict = judge(mix([-2 * dx, -2 * dy], seed=0), "spring", 2)
-    assert not verdict.passed and min(verdict.ood_r2) < 0.98
+def near_misses(law: str, dim: int) -> dict[str, list[sympy.Expr]]:
+    """Expressions that look like the law and are not (docs/method.md, "The judge")."""
+    d = [dx, dy, dz][:dim]
+    force = true_force(law, dim)
+    cases = {"added mass-free dx term": [e + c for e, c in zip(force, d)],
+             "two copies of one component": [force[0] * (i + 1) + i for i in range(dim)]}
+    if law == "spring":
+        cases.update({"rest length +10%": true_force(law, dim, rest=1.1),
+                      "rest length -10%": true_force(law, dim, rest=0.9),
+                      "no rest length": [-2 * c for c in d],
+                      "another law's shape (dx/r^3)": [c / r**3 for c in d]})
+        return cases
+    k = POWER[law]
+    cases.update({"power +0.2": true_force(law, dim, power=k + sympy.Rational(1, 5)),
+                  "power -0.2": true_force(law, dim, power=k - sympy.Rational(1, 5)),
+                  "another law's power": true_force(law, dim, power=5 - k if law == "r1" else 2)})
+    if law in ("r1", "r2"):
+        cases["m2**0.8 for m2"] = [e.subs(m2, m2 ** sympy.Float(0.8)) for e in force]
+    else:
+        cases["q2**3 for q2"] = [e.subs(q2, q2**3) for e in force]
+    return cases
 
 
-def test_two_copies_of_one_component_fail():
+NEAR_MISSES = [(law, dim, name) for dim in (2, 3) for law in LAWS for name in near_misses(law, dim)]
+
+
+@pytest.mark.parametrize("law, dim, name", NEAR_MISSES)
+def test_near_misses_fail(law, dim, name):
+    verdict = judge(mix(near_misses(law, dim)[name], seed=5), law, dim)
+    assert verdict.status == "failed" and not verdict.passed, (name, verdict)
+
+
+def test_a_verdict_that_flips_with_the_judge_seed_is_borderline_never_passed():
+    """Rest length off by 4.4 %, judged on 200 states per seed: scores 0.99904, 0.99910, 0.99898."""
+    verdict = judge(true_force("spring", 2, rest=sympy.Float(1.044)), "spring", 2, samples=200, seeds=(1, 2, 3))
+    assert verdict.status == "borderline" and not verdict.passed, verdict
+    assert any(verdict.seeds_passed) and not all(verdict.seeds_passed)
+
+
+def test_two_copies_of_one_component_fail_on_conditioning():
     force = true_force("spring", 2)
     verdict = judge([force[0], 3 * force[0] + 1], "spring", 2)
     assert min(verdict.ood_r2) > 0.999  # each copy alone fits perfectly ...
@@ -63,6 +105,7 @@ def test_two_copies_of_one_component_fail():
 
 def test_strings_are_parsed_safely_and_wrong_counts_rejected():
     assert judge(["-2*(r-1)*dx/r", "-2*(r - 1)*dy/r"], "spring", 2).passed
+    assert judge(["q2*dx/r**3", "q2*dy/r**3"], "charge", 2).passed  # the sender's field: Coulomb's law
     with pytest.raises(ConfigError, match="needs 2 expressions"):
         judge(["dx"], "spring", 2)
     with pytest.raises(ConfigError, match="neither a vocabulary symbol"):
@@ -70,6 +113,17 @@ def test_strings_are_parsed_safely_and_wrong_counts_rejected():
     with pytest.raises(ConfigError, match="not allowed"):
         parse_equation("dx; 1")
     assert parse_equation("2*dx^2") == 2 * dx**2
+
+
+def test_the_judge_states_lie_beyond_the_training_data_on_every_side():
+    import eqlgn
+    from eqlgn.judging import coverage
+
+    data = eqlgn.simulate("r2", 2, 4, 50, seed=0, progress=False)
+    cover = coverage(data)
+    assert cover.judge_r_below > 0.1 and cover.judge_r_above > 0.1
+    assert cover.judge_mass_beyond > 0.1 and cover.judge_charge_new > 0.9
+    assert "judge ranges" in cover.report()
 
 
 class _LawEdge:
@@ -108,7 +162,7 @@ def test_judge_network_passes_a_network_that_is_the_law_and_fails_its_noise_comp
 
     gn = build_gn(6, 2, "bottleneck", edge=_LawEdge.build(law, 2), hidden=8, layers=1)
     verdict = judge_network(gn, [1, 2], law, 2, samples=4000)
-    assert verdict.passed and min(verdict.ood_r2) > 0.999 and verdict.complexity is None, verdict
+    assert verdict.passed and min(verdict.ood_r2) > 0.9999 and verdict.complexity is None, verdict
     assert not judge_network(gn, [0, 1], law, 2, samples=4000).passed
     with pytest.raises(ConfigError, match="2 message components"):
         judge_network(gn, [1], law, 2)
@@ -122,11 +176,11 @@ def test_judge_network_agrees_with_the_judge_of_the_eql_equation_read_from_the_s
     from eqlgn.models import EQLEdge, build_gn
 
     torch.manual_seed(3)
-    edge = EQLEdge(default_relative_inputs(2), 2, 4, r_min=0.1)
+    edge = EQLEdge(default_relative_inputs(2), 2, 4, r_min=0.01)  # below the judge's smallest r (0.02)
     edge.scales.copy_(torch.rand(len(edge.inputs)) + 0.5)
     gn = build_gn(6, 2, "bottleneck", edge=edge, hidden=8, layers=1)
     network = judge_network(gn, [0, 3], "r1", 2, samples=4000)
     expressions = edge.to_sympy()
     equation = judge([expressions[0], expressions[3]], "r1", 2, samples=4000)
     np.testing.assert_allclose(network.ood_r2, equation.ood_r2, rtol=1e-3, atol=1e-6)
-    assert network.k == equation.k
+    assert network.receiver_factor == equation.receiver_factor
