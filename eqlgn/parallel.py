@@ -9,6 +9,10 @@ process ``r`` of ``W`` trains on rows ``r, r + W, ...`` of it and DDP averages t
 gradients. The loss is a mean over graphs and the slices are equally large (the batch
 size must be a multiple of ``W``), so a step equals a single-process step on the global
 batch, up to the order of floating-point sums (tested with 2 CPU processes on gloo).
+The last batch of an epoch may hold any number of graphs: it is cut to a multiple of
+``W`` (at most ``W - 1`` graphs, a different few each epoch since the order is reshuffled,
+wait for the next epoch) and skipped by every process alike when fewer than ``W``
+remain, so no process ever gets an empty slice or waits alone in the gradient all-reduce.
 Backend: NCCL on CUDA (one GPU per process, ``LOCAL_RANK``), gloo on CPU. Only rank 0
 writes checkpoints, logs and run files.
 """
@@ -57,6 +61,13 @@ def check_batch(batch_size: int, world: int) -> None:
         raise ConfigError(f"batch_size {batch_size} does not split over {world} processes; use a multiple of {world}")
 
 
+def check_data(n_graphs: int, world: int) -> None:
+    """Refuse a training set with fewer graphs than processes (no process could take a step)."""
+    if n_graphs < world:
+        raise ConfigError(f"a training set of {n_graphs} graph(s) cannot be shared by {world} processes; "
+                          f"use at least {world} graphs or fewer processes")
+
+
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The model in DistributedDataParallel (gradients averaged across processes)."""
     from torch.nn.parallel import DistributedDataParallel
@@ -65,7 +76,14 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def shard(batch, rank: int, world: int):
-    """This process's slice ``rank::world`` of a global :class:`~eqlgn.data.GraphBatch`."""
+    """This process's slice ``rank::world`` of a global :class:`~eqlgn.data.GraphBatch`.
+
+    The batch is first cut to a multiple of ``world`` graphs so the slices are equally
+    large; ``None`` when it holds fewer than ``world`` graphs (every process then skips it).
+    """
     from .data import GraphBatch
 
-    return GraphBatch(batch.nodes[rank::world], batch.accelerations[rank::world])
+    usable = batch.nodes.shape[0] // world * world
+    if usable == 0:
+        return None
+    return GraphBatch(batch.nodes[:usable][rank::world], batch.accelerations[:usable][rank::world])

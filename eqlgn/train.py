@@ -501,6 +501,7 @@ def _train(train: ParticleDataset, config: TrainConfig, val: ParticleDataset | N
 
     rank, world, device = parallel.setup(resolve_device(config.device))
     parallel.check_batch(config.batch_size, world)
+    parallel.check_data(len(train), world)
     dim, node_features = train.dim, train.nodes.shape[-1]
     model = (model or build_model(config, node_features, dim)).to(device)
     total = config.total_steps(len(train))
@@ -530,6 +531,8 @@ def _train(train: ParticleDataset, config: TrainConfig, val: ParticleDataset | N
                     break
                 if world > 1:
                     batch = parallel.shard(batch, rank, world)
+                    if batch is None:  # fewer graphs left than processes: all skip it alike
+                        continue
                 mae, value, coef = _step(model, forward, batch, config, optimizer, scheduler, step, total)
                 step += 1
                 losses.append(mae)

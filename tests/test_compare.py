@@ -15,7 +15,8 @@ from eqlgn.errors import EqlgnError
 def result(law: str, method: str, equations: list[str], passed: bool, ood: list[float], train: float) -> dict:
     return {"law": law, "dim": 2, "n_particles": 4, "edge_model": "eql" if method == "eql" else "mlp",
             "method": method, "seed": 0, "equations": equations,
-            "judge": {"passed": passed, "ood_r2": ood, "k": 0, "condition": 0.9},
+            "judge": {"passed": passed, "status": "passed" if passed else "failed", "ood_r2": ood,
+                      "receiver_factor": "1", "condition": 0.9},
             "test_loss": 0.05, "seconds": {"simulate": 1.0, "train": train, "extract": 2.0, "total": train + 3}}
 
 
@@ -68,7 +69,7 @@ def test_mlp_run_with_operon_writes_an_sr_result(tmp_path):
     record = eqlgn.run("spring", 2, 4, edge="mlp", seed=0, out=out, sims=40, train=config, cache_dir=None,
                        progress=False, sr="operon", sr_budget=5, compose=True)
     assert record["method"] == "operon" and len(record["equations"]) == 2
-    assert set(record["judge"]) >= {"passed", "ood_r2", "k", "condition"}
+    assert set(record["judge"]) >= {"passed", "status", "ood_r2", "receiver_factor", "condition"}
     assert record["composed"]["engine"] == "operon" and len(record["composed"]["node_equations"]) == 2
     assert all(np.isfinite(record["composed"][k]) for k in ("test_loss", "test_loss_refit", "gn_test_loss"))
     saved = json.loads((out / "result.json").read_text())
