@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_json, run_lock
-from .analysis import MessageAnalysis, analyze
+from .analysis import MessageAnalysis, analyze, collect_messages
 from .data import ParticleDataset
 from .equations import complexity
 from .errors import ConfigError, EqlgnError, unknown_name
@@ -222,14 +222,18 @@ def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str
     trained.save(out / MODEL_FILE)
     clock["train"] = time.perf_counter()
     analysis, sample = analyze(trained.model, test)
-    found = _read_equations(trained.model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out,
-                            potential=config.model == "hamiltonian")
+    # Equations are fitted (EQL sparse refit, SR on messages and on the node model) on the
+    # validation split; the test split only scores them (the judge samples its own states).
+    fit_split = val if len(val) else train_set
+    fit_sample = collect_messages(trained.model, fit_split)
+    found = _read_equations(trained.model, fit_split, analysis, fit_sample, law, dim, edge, sr, sr_budget, seed,
+                            out, potential=config.model == "hamiltonian")
     clock["extract"] = time.perf_counter()
     device = next(trained.model.parameters()).device
     gn_loss = evaluate(trained.model, test, device)
     composed = None
     if compose:
-        composed = _compose(trained.model, train_set, test, analysis.components, found["expressions"],
+        composed = _compose(trained.model, train_set, fit_split, test, analysis.components, found["expressions"],
                             sr or "operon", sr_budget, seed, gn_loss)
     clock["compose"] = time.perf_counter()
     result = {
@@ -336,12 +340,18 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
     return {"expressions": expressions, "method": sr, "verdict": verdict}
 
 
-def _compose(model, train_set, test, components, edge_expressions, engine, budget, seed, gn_loss) -> dict:
-    """Fit the node model symbolically, compose with the edge equations, report test losses."""
+def _compose(model, train_set, fit_split, test, components, edge_expressions, engine, budget, seed,
+             gn_loss) -> dict:
+    """Fit the node model symbolically, compose with the edge equations, report test losses.
+
+    The node model is fitted on ``fit_split`` (the split the edge equations were fitted on),
+    the composed model's constants are refitted on ``train_set``, and both are scored on
+    ``test``, which no fit saw.
+    """
     from .extraction import round_constants
     from .symbolic import ComposedModel, fit_node_model
 
-    node_fits = fit_node_model(model, test, components, engine=engine, budget=budget, seed=seed)
+    node_fits = fit_node_model(model, fit_split, components, engine=engine, budget=budget, seed=seed)
     node = [round_constants(f.expression, 4) for f in node_fits]
     composed = ComposedModel(list(edge_expressions), node, test.dim)
     refitted = composed.refit(train_set)
@@ -349,7 +359,8 @@ def _compose(model, train_set, test, components, edge_expressions, engine, budge
             "test_loss": composed.loss(test), "test_loss_refit": refitted.loss(test),
             "refit_equations": {"edge": [str(round_constants(e, 4)) for e in refitted.edge],
                                 "node": [str(round_constants(e, 4)) for e in refitted.node]},
-            "gn_test_loss": gn_loss, "seconds_search": sum(f.seconds for f in node_fits)}
+            "gn_test_loss": gn_loss, "seconds_search": sum(f.seconds for f in node_fits),
+            "splits": {"equations_fitted_on": "validation", "constants_refitted_on": "train", "scored_on": "test"}}
 
 
 def format_result(result: dict) -> str:

@@ -70,6 +70,7 @@ def test_mlp_run_with_operon_writes_an_sr_result(tmp_path):
                        progress=False, sr="operon", sr_budget=5, compose=True)
     assert record["method"] == "operon" and len(record["equations"]) == 2
     assert set(record["judge"]) >= {"passed", "status", "ood_r2", "receiver_factor", "condition"}
+    assert record["composed"]["splits"]["scored_on"] == "test"
     assert record["composed"]["engine"] == "operon" and len(record["composed"]["node_equations"]) == 2
     assert all(np.isfinite(record["composed"][k]) for k in ("test_loss", "test_loss_refit", "gn_test_loss"))
     saved = json.loads((out / "result.json").read_text())
