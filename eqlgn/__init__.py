@@ -48,6 +48,7 @@ _EXPORTS = {
     "judge": "judging",
     "judge_network": "judging",
     "Verdict": "judging",
+    "judge_coverage": "judging",
     "parse_equation": "equations",
     "run": "pipeline",
     "load_data": "pipeline",

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("info", help="validate a dataset file and print its summary")
+    p = sub.add_parser("info", help="validate a dataset file, print its summary and where it lies relative to "
+                                     "the judge's ranges")
     p.add_argument("path", help="dataset .npz")
     p.set_defaults(func=_cmd_info)
 
@@ -257,8 +258,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .data import ParticleDataset
+    from .judging import judge_coverage
 
-    print(ParticleDataset.load(args.path).summary())
+    data = ParticleDataset.load(args.path)
+    print(data.summary())
+    if len(data) and data.n_particles > 1:
+        print(judge_coverage(data).report())
     return 0
 
 

@@ -1,6 +1,6 @@
 """The symbol vocabulary of every equation eqlgn prints or saves, and safe parsing.
 
-Symbols (DESIGN.md): ``x1 y1 z1 vx1 vy1 vz1 q1 m1 x2 y2 z2 vx2 vy2 vz2 q2 m2 dx dy dz r``
+Symbols (docs/architecture.md): ``x1 y1 z1 vx1 vy1 vz1 q1 m1 x2 y2 z2 vx2 vy2 vz2 q2 m2 dx dy dz r``
 (1 = receiver, 2 = sender, ``dx = x1 - x2``, ``r = |x1 - x2|``).
 
 ``sympy.sympify`` evaluates Python, so a string read from a file is parsed only after

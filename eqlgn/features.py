@@ -3,7 +3,7 @@
 Two kinds (``features=``):
 
 * ``raw`` — the concatenation ``[x1, x2]`` of both node feature vectors (Cranmer et al.).
-* ``relative`` — named physical inputs from the DESIGN.md vocabulary, computed per edge:
+* ``relative`` — named physical inputs from the symbol vocabulary (docs/architecture.md), computed per edge:
   ``dx dy dz`` (``x1 - x2``), ``r``, ``inv_r`` (1/r), ``inv_r2`` (1/r²), ``inv_r3`` (1/r³),
   ``m1 m2 q1 q2``, ``inv_m1`` (1/m1), and the raw coordinates ``x1 ... vz2`` if wanted.
 

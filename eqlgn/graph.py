@@ -1,6 +1,6 @@
 """Complete directed graphs and sum aggregation of edge messages onto receivers.
 
-Index convention (DESIGN.md): an edge ``(i, j)`` carries a message from sender ``j`` to
+Index convention (docs/architecture.md): an edge ``(i, j)`` carries a message from sender ``j`` to
 receiver ``i``; particle 1 in a law's formula is the receiver. Edges of the complete
 graph over ``n`` particles are listed **receiver-major** (all senders of receiver 0,
 then of receiver 1, ...), ``E = n (n - 1)`` of them, which is what lets the dense path

@@ -29,8 +29,8 @@ Judge states (per seed, 20 000 pairs): separations ``r`` log-uniform on [0.02, 5
 (training pairs of the 2D-4 datasets: 1–99 % within [0.2, 5.4]), uniform directions,
 masses log-uniform on [e^-5, e^5] (training: exp(N(0, 1)), within [e^-3.2, e^3.9]),
 charges of magnitude log-uniform on [1/4, 4] with a random sign (training: ±1),
-positions and velocities N(0, 10²). :func:`coverage` prints where a dataset lies
-relative to these ranges (``eqlgn info DATA``).
+positions and velocities N(0, 10²). :func:`judge_coverage` prints where a dataset lies
+relative to these ranges (:func:`judge_coverage`, ``eqlgn info DATA``).
 
 :func:`judge_network` applies the same test to a trained GN's own messages on the same
 states, so an equation's score can be set beside the network's it was read from.
@@ -314,7 +314,7 @@ def _range_text() -> list[str]:
             f"|q| log-uniform on [{CHARGE_RANGE[0]}, {CHARGE_RANGE[1]}], random sign"]
 
 
-def coverage(data, samples: int = 20000) -> Coverage:
+def judge_coverage(data, samples: int = 20000) -> Coverage:
     """Compare a :class:`~eqlgn.data.ParticleDataset`'s pairs with the judge's states (first judge seed)."""
     from .data import feature_index
 

@@ -117,10 +117,8 @@ def test_strings_are_parsed_safely_and_wrong_counts_rejected():
 
 def test_the_judge_states_lie_beyond_the_training_data_on_every_side():
     import eqlgn
-    from eqlgn.judging import coverage
-
     data = eqlgn.simulate("r2", 2, 4, 50, seed=0, progress=False)
-    cover = coverage(data)
+    cover = eqlgn.judge_coverage(data)
     assert cover.judge_r_below > 0.1 and cover.judge_r_above > 0.1
     assert cover.judge_mass_beyond > 0.1 and cover.judge_charge_new > 0.9
     assert "judge ranges" in cover.report()

@@ -35,7 +35,8 @@ def test_run_writes_the_documented_result(tmp_path):
     for name in ("sparsity.png", "messages.png", "loss.png", "model.pt", "checkpoint.pt"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     assert result["equations"] == saved["equations"]
-    assert len(saved["equations_weights"]) == 2 and set(saved["judge"]["weights_form"]) == {"passed", "status", "ood_r2"}
+    assert len(saved["equations_weights"]) == 2
+    assert set(saved["judge"]["weights_form"]) == {"passed", "status", "ood_r2"}
     assert len(saved["judge"]["refit_error"]) == 2
 
 
