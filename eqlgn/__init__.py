@@ -49,6 +49,8 @@ _EXPORTS = {
     "judge_network": "judging",
     "Verdict": "judging",
     "judge_coverage": "judging",
+    "near_misses": "judging",
+    "true_law": "judging",
     "parse_equation": "equations",
     "run": "pipeline",
     "load_data": "pipeline",

@@ -334,3 +334,57 @@ def judge_coverage(data, samples: int = 20000) -> Coverage:
     return Coverage([float(v) for v in percentiles], inside, float(np.mean(values["r"] < percentiles[1])),
                     float(np.mean(values["r"] > percentiles[3])), log_mass, beyond,
                     [float(c) for c in charges[:10]], new)
+
+
+def true_law(law: str, dim: int, power: float | sympy.Expr | None = None,
+             rest: float | sympy.Expr = 1) -> list[sympy.Expr]:
+    """The law's force on particle 1 as ``D`` expressions (unsoftened).
+
+    Args:
+        law: force-law name.
+        dim: spatial dimension.
+        power: the power of ``r`` in the denominator (default: the law's own; spring: unused).
+        rest: the spring's rest length.
+    """
+    from .equations import SYMBOLS
+
+    get_law(law)
+    axes = [SYMBOLS[f"d{a}"] for a in "xyz"[:dim]]
+    r, m1, m2, q1, q2 = (SYMBOLS[n] for n in ("r", "m1", "m2", "q1", "q2"))
+    if law == "spring":
+        return [-2 * (r - rest) * c / r for c in axes]
+    power = {"r1": 2, "r2": 3, "charge": 3}[law] if power is None else power
+    factor = q1 * q2 if law == "charge" else -m1 * m2
+    return [factor * c / r**power for c in axes]
+
+
+def near_misses(law: str, dim: int) -> dict[str, list[sympy.Expr]]:
+    """Expressions that resemble the law and are not it: the judge must fail every one.
+
+    For every law: an added mass-free ``dx`` term, and two copies of one component. Spring:
+    rest length off by ±10 %, no rest length, another law's shape. The others: the power
+    of ``r`` off by ±0.2, another law's power, and a wrong power of the sender's mass or
+    charge (``m2**0.8``; ``q2**3``, which equals ``q2`` on training charges ±1).
+    """
+    from .equations import SYMBOLS
+
+    axes = [SYMBOLS[f"d{a}"] for a in "xyz"[:dim]]
+    r, m2, q2 = SYMBOLS["r"], SYMBOLS["m2"], SYMBOLS["q2"]
+    force = true_law(law, dim)
+    cases = {"added mass-free dx term": [e + c for e, c in zip(force, axes)],
+             "two copies of one component": [force[0] * (i + 1) + i for i in range(dim)]}
+    if law == "spring":
+        cases.update({"rest length +10%": true_law(law, dim, rest=sympy.Rational(11, 10)),
+                      "rest length -10%": true_law(law, dim, rest=sympy.Rational(9, 10)),
+                      "no rest length": [-2 * c for c in axes],
+                      "another law's shape (dx/r^3)": [c / r**3 for c in axes]})
+        return cases
+    power = {"r1": 2, "r2": 3, "charge": 3}[law]
+    cases.update({"power +0.2": true_law(law, dim, power=power + sympy.Rational(1, 5)),
+                  "power -0.2": true_law(law, dim, power=power - sympy.Rational(1, 5)),
+                  "another law's power": true_law(law, dim, power=3 if law == "r1" else 2)})
+    if law == "charge":
+        cases["q2**3 for q2"] = [e.subs(q2, q2**3) for e in force]
+    else:
+        cases["m2**0.8 for m2"] = [e.subs(m2, m2 ** sympy.Rational(4, 5)) for e in force]
+    return cases

@@ -8,19 +8,13 @@ import sympy
 
 from eqlgn.equations import SYMBOLS, parse_equation
 from eqlgn.errors import ConfigError
-from eqlgn.judging import judge
+from eqlgn.judging import judge, near_misses, true_law
 
 dx, dy, dz, r, m1, m2, q1, q2 = (SYMBOLS[n] for n in "dx dy dz r m1 m2 q1 q2".split())
 
 
-def true_force(law: str, dim: int, power: float | None = None, rest: float = 1.0) -> list[sympy.Expr]:
-    """The law's force on particle 1 (``power``: the power of r in the denominator, ``rest``: spring rest length)."""
-    d = [dx, dy, dz][:dim]
-    if law == "spring":
-        return [-2 * (r - rest) * c / r for c in d]
-    power = {"r1": 2, "r2": 3, "charge": 3}[law] if power is None else power
-    factor = q1 * q2 if law == "charge" else -m1 * m2
-    return [factor * c / r**power for c in d]
+def true_force(law: str, dim: int, power=None, rest=1) -> list[sympy.Expr]:
+    return true_law(law, dim, power, rest)
 
 
 def mix(exprs, seed):
@@ -55,29 +49,6 @@ def test_the_law_softened_as_the_simulator_does_passes(law, dim):
     softened = [e * r**k / (r * (r + sympy.Float(0.01)) ** (k - 1)) for e in true_force(law, dim)]
     verdict = judge(mix(softened, seed=1), law, dim)
     assert verdict.passed and verdict.softening == 0.01, verdict
-
-
-def near_misses(law: str, dim: int) -> dict[str, list[sympy.Expr]]:
-    """Expressions that look like the law and are not (docs/method.md, "The judge")."""
-    d = [dx, dy, dz][:dim]
-    force = true_force(law, dim)
-    cases = {"added mass-free dx term": [e + c for e, c in zip(force, d)],
-             "two copies of one component": [force[0] * (i + 1) + i for i in range(dim)]}
-    if law == "spring":
-        cases.update({"rest length +10%": true_force(law, dim, rest=1.1),
-                      "rest length -10%": true_force(law, dim, rest=0.9),
-                      "no rest length": [-2 * c for c in d],
-                      "another law's shape (dx/r^3)": [c / r**3 for c in d]})
-        return cases
-    k = POWER[law]
-    cases.update({"power +0.2": true_force(law, dim, power=k + sympy.Rational(1, 5)),
-                  "power -0.2": true_force(law, dim, power=k - sympy.Rational(1, 5)),
-                  "another law's power": true_force(law, dim, power=5 - k if law == "r1" else 2)})
-    if law in ("r1", "r2"):
-        cases["m2**0.8 for m2"] = [e.subs(m2, m2 ** sympy.Float(0.8)) for e in force]
-    else:
-        cases["q2**3 for q2"] = [e.subs(q2, q2**3) for e in force]
-    return cases
 
 
 NEAR_MISSES = [(law, dim, name) for dim in (2, 3) for law in LAWS for name in near_misses(law, dim)]
