@@ -47,6 +47,7 @@ _EXPORTS = {
     "Equations": "extraction",
     "judge": "judging",
     "judge_network": "judging",
+    "judge_potential": "hamiltonian",
     "Verdict": "judging",
     "judge_coverage": "judging",
     "near_misses": "judging",

@@ -3,7 +3,9 @@
 Usage:
     python experiments/tables.py --runs runs/sweep runs/spring --docs docs
 
-Reads every result.json under the given directories and writes, between
+Reads every result.json under the given directories (and, where a grid's config.toml
+lists jobs, counts those that crashed — failure.json — or left no result as not
+recovered) and writes, between
 ``<!-- sweep-tables:begin -->`` and ``<!-- sweep-tables:end -->`` in DOCS/results.md:
 
 * recovery: for each law x dim x n and route, seeds recovered (judge passed) / seeds run,
@@ -18,6 +20,13 @@ Reads every result.json under the given directories and writes, between
 
 and figures in DOCS/figures/: the recovery grid as a heat map, loss curves per variant
 and law, and each law's message sparsity and message-vs-force scatter.
+
+``--rejudge`` judges every run's equations again with the current judge (no model needed:
+the equations are in result.json) and rewrites the verdicts in place; ``--keep DEST``
+copies the small files of every run (result.json, failure.json, the grid's config.toml)
+into DEST (the repository's ``results/``), so the tables regenerate from the repository
+alone. Seeds 0–4 chose the configuration and designed the sparse refit (design seeds);
+tables name the seeds of every row.
 """
 
 from __future__ import annotations
@@ -25,14 +34,52 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import shutil
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import eqlgn
 
 BEGIN, END = "<!-- sweep-tables:begin -->", "<!-- sweep-tables:end -->"
+DESIGN_SEEDS = frozenset(range(5))  # chose the shared configuration and the sparse refit
+SMALL_FILES = ("result.json", "failure.json")
+
+
+@dataclass
+class Job:
+    """One expected run of a grid: its outcome, and its record when it finished.
+
+    ``status``: ``passed``, ``borderline`` or ``failed`` (judged), ``crashed`` (failure.json),
+    ``missing`` (listed by the grid's config.toml, no file: killed or timed out) or
+    ``unjudged`` (finished without a verdict: unknown law or no SR).
+    """
+
+    directory: Path
+    law: str
+    dim: int
+    n: int
+    route: str
+    seed: int
+    status: str
+    record: dict | None = None
+
+
+def seeds_text(seeds) -> str:
+    """``100–109 (report)``-style label naming which seeds informed a design choice."""
+    seeds = sorted(set(seeds))
+    runs = []
+    for seed in seeds:
+        if runs and seed == runs[-1][1] + 1:
+            runs[-1][1] = seed
+        else:
+            runs.append([seed, seed])
+    text = ", ".join(f"{a}–{b}" if b > a else f"{a}" for a, b in runs)
+    design = [s for s in seeds if s in DESIGN_SEEDS]
+    kind = "design" if len(design) == len(seeds) else "report" if not design else "design and report"
+    return f"{text} ({kind})"
 
 
 def route_of(result: dict) -> str:
@@ -47,39 +94,136 @@ def route_of(result: dict) -> str:
 
 
 def load(runs: list[str]) -> list[tuple[Path, dict]]:
-    found = []
+    """Every finished run (directory, result record) under ``runs``."""
+    return [(job.directory, job.record) for job in load_jobs(runs) if job.record is not None]
+
+
+def status_of(record: dict) -> str:
+    judge = record.get("judge")
+    if judge is None:
+        return "unjudged"
+    return judge.get("status") or ("passed" if judge.get("passed") else "failed")
+
+
+def load_jobs(runs: list[str]) -> list[Job]:
+    """Finished, crashed and missing jobs under ``runs`` (missing ones only where a config.toml lists them)."""
+    import tomllib  # Python 3.11+
+
+    jobs: dict[Path, Job] = {}
     for root in runs:
         for path in sorted(Path(root).rglob("result.json")):
             record = json.loads(path.read_text())
             if "config" in record and "judge" in record:
-                found.append((path.parent, record))
-    return found
+                jobs[path.parent] = Job(path.parent, record["law"], record["dim"], record["n_particles"],
+                                        route_of(record), record["seed"], status_of(record), record)
+        for path in sorted(Path(root).rglob("failure.json")):
+            if path.parent not in jobs:
+                jobs[path.parent] = Job(path.parent, *parse_job_name(path.parent.name), "crashed")
+        for config in sorted(Path(root).rglob("config.toml")):
+            flags = tomllib.loads(config.read_text()).get("flags", {})
+            for law in flags.get("laws", []):
+                for dim in flags.get("dims", []):
+                    for n in flags.get("ns", []):
+                        for route in flags.get("routes", []):
+                            for seed in flags.get("seeds", []):
+                                directory = config.parent / f"{law}-{dim}d-n{n}-{route}-seed{seed}"
+                                if directory not in jobs:
+                                    jobs[directory] = Job(directory, law, dim, n, route, seed, "missing")
+    return sorted(jobs.values(), key=lambda j: (j.law, j.dim, j.n, j.route, j.seed, str(j.directory)))
 
 
-def recovery_table(results: list[tuple[Path, dict]]) -> tuple[str, dict]:
-    """Seeds recovered / run (unrotated) per law x dim x n and route; also the grid for the heat map."""
-    grid: dict = defaultdict(lambda: [0, 0, 0])
-    for _, r in results:
-        if r["judge"] is None:
+def parse_job_name(name: str) -> tuple[str, int, int, str, int]:
+    """``LAW-Dd-nN-ROUTE-seedS`` (experiments/common.py) -> its parts."""
+    law, dim, n, rest = name.split("-", 3)
+    route, _, seed = rest.rpartition("-seed")
+    return law, int(dim.rstrip("d")), int(n.lstrip("n")), route, int(seed)
+
+
+def rejudge(jobs: list[Job]) -> int:
+    """Judge every finished run's equations again with the current judge; rewrite result.json. Returns the count."""
+    count = 0
+    for job in jobs:
+        record = job.record
+        if record is None or record.get("judge") is None or not record.get("equations"):
             continue
-        verdicts = [(route_of(r), r["judge"]["passed"], r["judge"].get("unrotated"))]
-        if "weights_form" in r["judge"]:  # EQL runs: the equation as read, before the sparse refit
-            verdicts.append((route_of(r) + " (weights form)", r["judge"]["weights_form"]["passed"], None))
-        for route, passed, unrotated in verdicts:
-            cell = grid[(r["law"], r["dim"], r["n_particles"], route)]
-            cell[1] += 1
-            cell[0] += bool(passed)
-            cell[2] += bool(passed and unrotated)
-    routes = sorted({k[3] for k in grid})
-    systems = sorted({k[:3] for k in grid})
-    lines = ["| law | D | n | " + " | ".join(routes) + " |", "|---|---|---|" + "---|" * len(routes)]
+        old = record["judge"]
+        new = verdict_of(record, record["equations"])
+        for key in ("unrotated", "fidelity", "refit_error"):
+            if key in old:
+                new[key] = old[key]
+        if record.get("equations_weights"):
+            weights = verdict_of(record, record["equations_weights"])
+            new["weights_form"] = {k: weights[k] for k in ("passed", "status", "ood_r2")}
+        record["judge"] = new
+        job.status = status_of(record)
+        tmp = job.directory / "result.json.tmp"
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(tmp, job.directory / "result.json")
+        count += 1
+    return count
+
+
+def verdict_of(record: dict, expressions: list[str]) -> dict:
+    """The current judge's verdict (as stored in result.json) on a run's expressions."""
+    if record.get("target") == "potential":
+        verdict = eqlgn.judge_potential(expressions[:1], record["law"], record["dim"])
+        return {**verdict.to_dict(), "target": "potential"}
+    return {**eqlgn.judge(expressions, record["law"], record["dim"]).to_dict(), "target": "force"}
+
+
+def keep(runs: list[str], dest: Path) -> int:
+    """Copy the small files of every run (and each grid's config.toml) from ``runs`` into ``dest``."""
+    copied = 0
+    for root in runs:
+        root = Path(root)
+        for path in root.rglob("*"):
+            if path.name in SMALL_FILES + ("config.toml",) and path.is_file():
+                target = dest / root.name / path.relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                copied += 1
+    return copied
+
+
+def recovery_table(jobs: list[Job]) -> tuple[str, dict]:
+    """Seeds recovered / jobs per law x dim x n and route, with borderline, crashed and missing jobs named.
+
+    Crashed and missing jobs count as not recovered. EQL routes also in their weights form.
+    Returns the Markdown table and the grid ``{(law, dim, n, route): [passed, total, unrotated]}``.
+    """
+    cells: dict = defaultdict(lambda: defaultdict(int))
+    seeds: dict = defaultdict(set)
+    for job in jobs:
+        if job.status == "unjudged":
+            continue
+        entries = [(job.route, job.status, job.record and job.record["judge"].get("unrotated"))]
+        if job.record is not None and "weights_form" in job.record["judge"]:
+            form = job.record["judge"]["weights_form"]
+            entries.append((job.route + " (weights form)",
+                            form.get("status") or ("passed" if form["passed"] else "failed"), None))
+        elif job.route == "eql" and job.record is None:
+            entries.append((job.route + " (weights form)", job.status, None))
+        for route, status, unrotated in entries:
+            key = (job.law, job.dim, job.n, route)
+            cells[key]["total"] += 1
+            cells[key][status] += 1
+            cells[key]["unrotated"] += bool(status == "passed" and unrotated)
+            seeds[job.law, job.dim, job.n].add(job.seed)
+    routes = sorted({k[3] for k in cells})
+    systems = sorted({k[:3] for k in cells})
+    lines = ["| law | D | n | seeds | " + " | ".join(routes) + " |", "|---|---|---|---|" + "---|" * len(routes)]
     for law, dim, n in systems:
-        cells = []
+        row = []
         for route in routes:
-            passed, total, unrotated = grid.get((law, dim, n, route), (0, 0, 0))
-            cells.append(f"{passed}/{total} ({unrotated} unrotated)" if total else "–")
-        lines.append(f"| {law} | {dim} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n", dict(grid)
+            cell = cells.get((law, dim, n, route))
+            if not cell:
+                row.append("–")
+                continue
+            notes = [f"{cell[k]} {k}" for k in ("borderline", "crashed", "missing") if cell[k]]
+            row.append(f"{cell['passed']}/{cell['total']}" + (f" ({', '.join(notes)})" if notes else ""))
+        lines.append(f"| {law} | {dim} | {n} | {seeds_text(seeds[law, dim, n])} | " + " | ".join(row) + " |")
+    grid = {k: [c["passed"], c["total"], c["unrotated"]] for k, c in cells.items()}
+    return "\n".join(lines) + "\n", grid
 
 
 def eql_runs_table(results: list[tuple[Path, dict]]) -> str:
@@ -92,8 +236,8 @@ def eql_runs_table(results: list[tuple[Path, dict]]) -> str:
         judge, weights = r["judge"], r["judge"].get("weights_form")
         equations = "; ".join(f"`{e[:90]}{'…' if len(e) > 90 else ''}`" for e in r["equations"])
         lines.append(f"| {r['law']} | {r['dim']} | {r['n_particles']} | {r['seed']} | "
-                     f"{'**yes**' if judge['passed'] else 'no'} | "
-                     f"{'–' if weights is None else ('yes' if weights['passed'] else 'no')} | "
+                     f"{'**passed**' if judge['passed'] else status_of(r)} | "
+                     f"{'–' if weights is None else weights.get('status', weights['passed'])} | "
                      f"{', '.join(f'{v:.4f}' for v in judge['ood_r2'])} | {r['test_loss']:.3f} | "
                      f"{r['seconds']['train']:.0f} | {equations} |")
     return "\n".join(lines) + "\n"
@@ -105,7 +249,7 @@ def variants_table(results: list[tuple[Path, dict]]) -> str:
     for _, r in results:
         if r["edge_model"] == "mlp" and r["dim"] == 2 and r["n_particles"] == 4:
             rows[(r["law"], route_of(r))].append(r)
-    lines = ["| law | route | seeds | test MAE | linear-fit R² (worst component) | sparse (ratio ≥ 100) | recovered |",
+    lines = ["| law | route | runs | test MAE | linear-fit R² (worst component) | sparse (ratio ≥ 100) | recovered |",
              "|---|---|---|---|---|---|---|"]
     for (law, route), runs in sorted(rows.items()):
         mae = sum(r["test_loss"] for r in runs) / len(runs)
@@ -225,28 +369,38 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=["runs/sweep"])
     parser.add_argument("--docs", default="docs")
     parser.add_argument("--note", default="", help="a sentence on the budget and hardware of the runs")
+    parser.add_argument("--rejudge", action="store_true", help="judge every run's equations again (current judge)")
+    parser.add_argument("--keep", default=None, help="copy every run's result.json/failure.json into this folder")
     args = parser.parse_args()
-    results = load(args.runs)
-    if not results:
+    jobs = load_jobs(args.runs)
+    if not jobs:
         parser.error(f"no result.json under {args.runs}")
-    recovery, grid = recovery_table(results)
+    if args.rejudge:
+        print(f"re-judged {rejudge(jobs)} runs")
+    if args.keep:
+        print(f"kept {keep(args.runs, Path(args.keep))} files in {args.keep}")
+    results = [(job.directory, job.record) for job in jobs if job.record is not None]
+    recovery, grid = recovery_table(jobs)
     seconds = [r["seconds"]["total"] for _, r in results]
     devices = sorted({r["device"] for _, r in results})
     header = (f"## Sweep tables (generated by `experiments/tables.py`)\n\n"
-              f"{len(results)} runs from {', '.join(args.runs)}; generated {datetime.date.today()} on "
-              f"{platform.machine()} ({', '.join(devices)}); median {sorted(seconds)[len(seconds) // 2]:.0f} s "
-              f"per run. EQL config: `{eqlgn.recommended_config('eql')}`. MLP config: "
+              f"{len(jobs)} jobs ({len(results)} finished) from {', '.join(args.runs)}; seeds "
+              f"{seeds_text(j.seed for j in jobs)} (seeds 0–4 are design seeds: they chose the configuration); "
+              f"generated {datetime.date.today()} on {platform.machine()} ({', '.join(devices)}); median "
+              f"{sorted(seconds)[len(seconds) // 2] if seconds else float('nan'):.0f} s per run. Recovered = the judge "
+              f"passed on all three of its seeds (docs/architecture.md); borderline, crashed and missing jobs count "
+              f"as not recovered. EQL config: `{eqlgn.recommended_config('eql')}`. MLP config: "
               f"`{eqlgn.recommended_config('mlp')}`. {args.note}\n\n")
-    section = (header + "### Recovery: seeds recovered / seeds run\n\n" + recovery
+    section = (header + "### Recovery: seeds recovered / jobs\n\n" + recovery
                + "\n![recovery grid](figures/recovery_grid.png)\n\n"
                + "### EQL runs (simulated data): equations per seed\n\n" + eql_runs_table(results)
                + "\n"
                + "### MLP variants, 2D, 4 particles\n\n" + variants_table(results)
                + "\n### Composed symbolic model vs the GN (test MAE of accelerations)\n\n" + composed_table(results)
                + "\n### Out of distribution: the equation vs the network it was read from\n\n"
-               + "Judge's R² (worst component, best of F and F/m1, linear map fitted) on its own 20 000 "
-               "states, wider than training (see `eqlgn/judging.py`), for each run's equation and for "
-               "the same GN's messages (`eqlgn.judge_network`).\n\n" + ood_table(results))
+               + "The judge's scale-free R² (worst component, worst judge seed) on its own states, wider than "
+               "training (docs/architecture.md), for each run's equation and for the same GN's messages "
+               "(`eqlgn.judge_network`); only runs whose model.pt is present.\n\n" + ood_table(results))
     write_section(Path(args.docs) / "results.md", section)
     for path in figures(results, grid, Path(args.docs) / "figures"):
         print("wrote", path)
