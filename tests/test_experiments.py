@@ -91,24 +91,37 @@ def test_a_failing_job_is_recorded_and_the_grid_goes_on(tmp_path):
 
 def test_tables_are_generated_into_results_md(tmp_path):
     from common import Job, run_grid
-    from tables import eql_runs_table, load, ood_table, recovery_table, write_section
+    from tables import eql_runs_table, load, load_jobs, ood_table, recovery_table, rejudge, write_section
 
     jobs = [Job("spring", 2, 3, route, 0, str(tmp_path / "runs"), steps=10, sims=10, sr_budget=2)
             for route in ("eql", "mlp-l1-linear+operon")]
     pytest.importorskip("pyoperon")
     run_grid(jobs)
-    table, grid = recovery_table(load([str(tmp_path / "runs")]))
-    assert table.splitlines()[0] == "| law | D | n | eql | eql (weights form) | mlp-l1-linear+operon |"
-    assert re.fullmatch(r"\| spring \| 2 \| 3 \| [01]/1 \([01] unrotated\) \| [01]/1 \(0 unrotated\) "
-                        r"\| [01]/1 \([01] unrotated\) \|", table.splitlines()[2])
-    assert sum(cell[1] for cell in grid.values()) == 3
+    crashed = Job("spring", 2, 4, "eql", 1, str(tmp_path / "runs"), steps=10, sims=2)  # 2 sims cannot be split
+    assert run_grid([crashed])[0]["status"] == "failed"
+    table, grid = recovery_table(load_jobs([str(tmp_path / "runs")]))
+    assert table.splitlines()[0] == "| law | D | n | seeds | eql | eql (weights form) | mlp-l1-linear+operon |"
+    assert re.fullmatch(r"\| spring \| 2 \| 3 \| 0 \(design\) \| [01]/1 \| [01]/1 \| [01]/1 \|",
+                        table.splitlines()[2]), table
+    # the crashed job is in the denominator, named, and never recovered
+    assert re.fullmatch(r"\| spring \| 2 \| 4 \| 1 \(design\) \| 0/1 \(1 crashed\) \| 0/1 \(1 crashed\) \| – \|",
+                        table.splitlines()[3]), table
+    assert sum(cell[1] for cell in grid.values()) == 5
     eql_rows = eql_runs_table(load([str(tmp_path / "runs")])).splitlines()[2:]
-    assert len(eql_rows) == 1 and re.match(r"\| spring \| 2 \| 3 \| 0 \| (\*\*yes\*\*|no) \| (yes|no) \|", eql_rows[0])
+    assert len(eql_rows) == 1
+    assert re.match(r"\| spring \| 2 \| 3 \| 0 \| (\*\*passed\*\*|failed|borderline) \| (passed|failed|borderline) \|",
+                    eql_rows[0]), eql_rows
     ood = ood_table(load([str(tmp_path / "runs")])).splitlines()
     assert len(ood) == 4
     for line, route in zip(ood[2:], ("eql", "mlp-l1-linear+operon")):
         assert re.fullmatch(rf"\| spring \| 2 \| 3 \| {re.escape(route)} \| 1 \| -?[0-9.]+ \| -?[0-9.]+ \| [01]/1 \|",
                             line), line
+    # re-judging from the stored equations reproduces the verdict the run wrote
+    before = {job.directory: job.record["judge"] for job in load_jobs([str(tmp_path / "runs")]) if job.record}
+    assert rejudge(load_jobs([str(tmp_path / "runs")])) == 2
+    for job in load_jobs([str(tmp_path / "runs")]):
+        if job.record:
+            assert job.record["judge"]["ood_r2"] == pytest.approx(before[job.directory]["ood_r2"], abs=1e-9)
     doc = tmp_path / "results.md"
     doc.write_text("# Results\n\nhand-written text\n")
     write_section(doc, "generated A\n")
