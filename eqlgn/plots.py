@@ -105,11 +105,13 @@ def plot_route_comparison(rows: list[dict], path: str | os.PathLike, title: str 
         for row, e in zip(mine, error):
             ax.annotate(f"{row['law']} {row['dim']}D n{row['n']}", (row["complexity"], e), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
-    ax.axhline(0.02, color="k", ls="--", lw=1, label="judge threshold (R² 0.98)")
+    from .judging import R2_THRESHOLD
+
+    ax.axhline(1.0 - R2_THRESHOLD, color="k", ls="--", lw=1, label=f"judge threshold (scale-free R² {R2_THRESHOLD})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("complexity (expression-tree nodes, all components)")
-    ax.set_ylabel("1 - out-of-distribution R² (worst component)")
+    ax.set_ylabel("1 - scale-free out-of-distribution R² (worst component)")
     ax.set_title(title or "routes: simplicity vs extrapolation")
     ax.legend(fontsize=7)
     return _save(fig, path)

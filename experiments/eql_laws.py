@@ -34,8 +34,8 @@ def report(out: Path) -> str:
         eqs = "<br>".join(f"`{e[:160]}{'…' if len(e) > 160 else ''}`" for e in r["equations"])
         terms = sum(e.count("+") + e.count(" - ") + 1 for e in r["equations"])
         rows.append(f"| {r['law']} | {r['dim']} | {r['n_particles']} | {r['seed']} | "
-                    f"{'yes' if j['passed'] else 'no'} | {', '.join(f'{v:.4f}' for v in j['ood_r2'])} | "
-                    f"F/m1^{j['k']} | {'yes' if j.get('unrotated') else 'no'} | {terms} | "
+                    f"{j.get('status', j['passed'])} | {', '.join(f'{v:.4f}' for v in j['ood_r2'])} | "
+                    f"F/({j.get('receiver_factor', '1')}) | {'yes' if j.get('unrotated') else 'no'} | {terms} | "
                     f"{r['test_loss']:.3f} | {r['seconds']['total']:.0f} | {eqs} |")
     return "\n".join(rows) + "\n"
 
