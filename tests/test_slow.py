@@ -1,6 +1,18 @@
-"""Long end-to-end runs (marked slow; CI runs them): the law from nothing."""
+"""Long end-to-end runs (marked slow; CI runs them): the law from nothing.
+
+Training outcomes are chaotic across CPUs (AMD and Intel round differently, so the same
+seed can train differently), so every test here asserts what holds in a **majority of
+three seeds**, never one trajectory near a threshold. The runs of all tests go through one
+pool of two processes (one per core), started once for the module; each test's docstring
+says what was measured on which CPU.
+"""
 
 from __future__ import annotations
+
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,69 +20,103 @@ import pytest
 import eqlgn
 from eqlgn.equations import evaluate, parse_equation
 
+SEEDS = (0, 1, 2)
+KINDS = ("eql", "trajectories", "hamiltonian", "mlp")
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_one(kind: str, seed: int, root: str) -> dict:
+    """One slow run (2D, 4 particles, spring) of the given kind; its result, or how it crashed."""
+    out, cache = Path(root) / f"{kind}-seed{seed}", Path(root) / "cache"
+    try:
+        if kind == "eql":
+            return eqlgn.run("spring", 2, 4, edge="eql", seed=seed, out=out, cache_dir=cache, progress=False)
+        if kind == "trajectories":
+            simulated = eqlgn.simulate("spring", dim=2, n=4, sims=1000, seed=seed, progress=False, cache_dir=cache)
+            path = eqlgn.save_trajectories(simulated, Path(root) / f"trajectories-seed{seed}.csv")
+            return eqlgn.run("spring", edge="eql", seed=seed, out=out, data=path, progress=False)
+        if kind == "hamiltonian":
+            config = eqlgn.recommended_config("eql", model="hamiltonian", steps=4000, seed=seed)
+            return eqlgn.run("spring", 2, 4, edge="eql", seed=seed, out=out, train=config, cache_dir=cache,
+                             progress=False)
+        if kind == "mlp":
+            config = eqlgn.recommended_config("mlp", variant="bottleneck", steps=4000, seed=seed)
+            return eqlgn.run("spring", 2, 4, edge="mlp", seed=seed, out=out, sims=500, train=config,
+                             cache_dir=cache, progress=False)
+    except Exception as exc:  # a crash is a failure of that seed, reported with its traceback
+        return {"crashed": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, list[dict]]:
+    """Every slow run, two at a time: ``{kind: [result per seed]}``."""
+    root = str(tmp_path_factory.mktemp("slow"))
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        futures = {(kind, seed): pool.submit(run_one, kind, seed, root) for kind in KINDS for seed in SEEDS}
+        return {kind: [futures[kind, seed].result() for seed in SEEDS] for kind in KINDS}
+
+
+def majority(results: list[dict], ok) -> list[dict]:
+    """The results that satisfy ``ok``; fails the test unless they are a majority (crashes count as failures)."""
+    good = [r for r in results if "crashed" not in r and ok(r)]
+    report = [r.get("crashed") or (r["seed"], (r["judge"] or {}).get("status"), r["equations"],
+                                   r["linear_fit_r2"], r["sparsity_ratio"]) for r in results]
+    assert len(good) * 2 > len(results), report
+    return good
+
 
 @pytest.mark.slow
-def test_eql_run_recovers_spring_2d_from_a_fresh_start(tmp_path):
-    """`eqlgn run --law spring --dim 2 --n 4 --edge eql` with the shared configuration."""
-    result = eqlgn.run("spring", dim=2, n=4, edge="eql", seed=0, out=tmp_path / "run",
-                       cache_dir=tmp_path / "cache", progress=False)
-    assert result["method"] == "eql"
-    assert result["judge"]["passed"], result
-    assert min(result["judge"]["ood_r2"]) >= 0.98
-    assert result["judge"]["condition"] > 1e-2
-    for equation in result["equations"]:  # the law's structure: dx/r or dy/r terms are present
-        assert "/r" in equation
+def test_eql_run_recovers_spring_2d_in_most_seeds(runs):
+    """`eqlgn run --law spring --dim 2 --n 4 --edge eql --seed S`, S = 0, 1, 2: at least 2 of 3 recover.
 
-
-@pytest.mark.slow
-def test_mlp_l1_linear_schedule_gives_sparse_linear_messages_on_spring(tmp_path):
-    """Cranmer et al.'s L1 route: two message components carry the force, the rest are silent.
-
-    Measured with this exact configuration (docs/results.md): R² 0.952 / 0.955 and a
-    sparsity ratio of 10.9 after 4000 steps (~100 s on 2 cores); the margin on the ratio
-    is small, see the results page for how it depends on the budget.
+    Measured: AMD EPYC, seeds 0–2 all recovered (results/design-seeds-documented.csv, under
+    the scale-free judge); Intel Xeon, seeds 0–2: see the closing measurements in
+    docs/results.md ("Slow tests"). A recovered spring law is the exact structure
+    (scale-free R² 1.0000), so the margin lies in the count of seeds, not in a score.
     """
-    from eqlgn.pipeline import analyze_run, train_run
-    from eqlgn.simulator import SimulationConfig
-
-    config = eqlgn.TrainConfig(variant="l1", schedule="linear", hidden=128, batch_size=256, steps=4000,
-                               max_lr=3e-3, l1=0.05, l1_end=0.5, seed=0, device="cpu")
-    train_run(SimulationConfig(law="spring", sims=500, seed=0), config, tmp_path / "run",
-              cache_dir=tmp_path / "cache", progress=False)
-    analysis = analyze_run(tmp_path / "run")
-    assert min(analysis.r2) >= 0.9, analysis
-    assert analysis.sparsity_ratio >= 10, analysis
-    assert (tmp_path / "run" / "sparsity.png").is_file()
+    for result in majority(runs["eql"], lambda r: r["judge"]["passed"]):
+        assert result["method"] == "eql" and result["judge"]["condition"] > 1e-2
+        for equation in result["equations"]:  # the law's structure: dx/r or dy/r terms are present
+            assert "/r" in equation
 
 
 @pytest.mark.slow
-def test_eql_recovers_spring_from_a_trajectory_csv_without_exact_accelerations(tmp_path):
-    """Users' data: positions only, written by this test; accelerations by central differences."""
-    from eqlgn.trajectories import save_trajectories
-
-    simulated = eqlgn.simulate("spring", dim=2, n=4, sims=1000, seed=0, progress=False)
-    path = save_trajectories(simulated, tmp_path / "trajectories.csv")
-    data = eqlgn.load_trajectories(path, law="spring")
-    assert data.meta.derivatives == "central differences"
-    result = eqlgn.run("spring", edge="eql", seed=0, out=tmp_path / "run", data=path, progress=False)
-    assert result["data"]["derivatives"] == "central differences"
-    assert result["judge"]["passed"], result
+def test_eql_recovers_spring_from_trajectory_csvs_without_exact_accelerations(runs):
+    """Users' data, positions only (CSV written here), accelerations by central differences: 2 of 3 seeds recover."""
+    for result in runs["trajectories"]:
+        assert "crashed" in result or result["data"]["derivatives"] == "central differences"
+    majority(runs["trajectories"], lambda r: r["judge"]["passed"])
 
 
 @pytest.mark.slow
-def test_hamiltonian_gn_recovers_the_spring_potential_from_eql_weights(tmp_path):
-    """`eqlgn run --law spring --edge eql --model hamiltonian --steps 4000`: U ≈ a (r - 1)^2 + c."""
-    config = eqlgn.recommended_config("eql", model="hamiltonian", steps=4000)
-    result = eqlgn.run("spring", dim=2, n=4, edge="eql", seed=0, out=tmp_path / "run", train=config,
-                       cache_dir=tmp_path / "cache", progress=False)
-    assert result["target"] == "potential" and len(result["equations"]) == 1
-    assert result["judge"]["passed"], result
-    assert result["judge"]["ood_r2"][0] >= 0.98
-    # along r, averaged over directions, the potential is a parabola whose minimum is the rest length 1
-    r, angle = np.meshgrid(np.linspace(0.5, 2.0, 31), np.linspace(0, 2 * np.pi, 16, endpoint=False))
-    values = {"r": r.ravel(), "dx": (r * np.cos(angle)).ravel(), "dy": (r * np.sin(angle)).ravel()}
-    potential = evaluate([parse_equation(result["equations"][0])], values)[:, 0].reshape(r.shape)
-    along_r = potential.mean(axis=0)
-    a2, a1, _ = np.polyfit(r[0], along_r, 2)
-    assert a2 > 0 and -a1 / (2 * a2) == pytest.approx(1.0, abs=0.05), result["equations"]
-    assert np.ptp(potential, axis=0).max() < 0.05 * np.ptp(along_r), "the potential depends on direction"
+def test_hamiltonian_gn_recovers_the_spring_potential_from_eql_weights(runs):
+    """`eqlgn run --law spring --edge eql --model hamiltonian --steps 4000`, seeds 0–2: U ≈ a (r - 1)² + c in 2 of 3."""
+    for result in majority(runs["hamiltonian"], lambda r: r["judge"]["passed"]):
+        assert result["target"] == "potential" and len(result["equations"]) == 1
+        # along r, averaged over directions, the potential is a parabola whose minimum is the rest length 1
+        r, angle = np.meshgrid(np.linspace(0.5, 2.0, 31), np.linspace(0, 2 * np.pi, 16, endpoint=False))
+        values = {"r": r.ravel(), "dx": (r * np.cos(angle)).ravel(), "dy": (r * np.sin(angle)).ravel()}
+        potential = evaluate([parse_equation(result["equations"][0])], values)[:, 0].reshape(r.shape)
+        along_r = potential.mean(axis=0)
+        a2, a1, _ = np.polyfit(r[0], along_r, 2)
+        assert a2 > 0 and -a1 / (2 * a2) == pytest.approx(1.0, abs=0.05), result["equations"]
+        assert np.ptp(potential, axis=0).max() < 0.05 * np.ptp(along_r), "the potential depends on direction"
+
+
+@pytest.mark.slow
+def test_mlp_bottleneck_messages_are_linear_in_the_force(runs):
+    """Cranmer et al.'s bottleneck GN (messages of size D), 4000 steps, 500 simulations, seeds 0–2.
+
+    In 2 of 3 seeds the two messages are linear maps of the spring force: R² ≥ 0.9 for each
+    (measured on the Intel Xeon: see docs/results.md, "Slow tests"). The L1 route this test
+    used to assert (sparse messages with L1 0.05 → 0.5 over 4000 steps) does not hold across
+    seeds: on the Intel Xeon seeds 0–4 gave a sparsity ratio ≥ 10 in one seed only and
+    collapsed the messages to zero in two (docs/results.md).
+    """
+    majority(runs["mlp"], lambda r: r["linear_fit_r2"] >= 0.9)
