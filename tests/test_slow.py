@@ -113,10 +113,12 @@ def test_hamiltonian_gn_recovers_the_spring_potential_from_eql_weights(runs):
 def test_mlp_bottleneck_messages_are_linear_in_the_force(runs):
     """Cranmer et al.'s bottleneck GN (messages of size D), 4000 steps, 500 simulations, seeds 0–2.
 
-    In 2 of 3 seeds the two messages are linear maps of the spring force: R² ≥ 0.9 for each
-    (measured on the Intel Xeon: see docs/results.md, "Slow tests"). The L1 route this test
+    In 2 of 3 seeds the two messages are linear maps of the spring force: R² ≥ 0.85 for each.
+    Measured (`eqlgn train --variant bottleneck`, same budget): worst component 0.913 (seed 0)
+    on both the AMD EPYC and the Intel Xeon, 0.915 (seed 1, Intel); the margin to 0.85 is
+    about 0.06. The L1 route this test
     used to assert (sparse messages with L1 0.05 → 0.5 over 4000 steps) does not hold across
     seeds: on the Intel Xeon seeds 0–4 gave a sparsity ratio ≥ 10 in one seed only and
     collapsed the messages to zero in two (docs/results.md).
     """
-    majority(runs["mlp"], lambda r: r["linear_fit_r2"] >= 0.9)
+    majority(runs["mlp"], lambda r: r["linear_fit_r2"] >= 0.85)
