@@ -67,6 +67,7 @@ def majority(results: list[dict], ok) -> list[dict]:
     good = [r for r in results if "crashed" not in r and ok(r)]
     report = [r.get("crashed") or (r["seed"], (r["judge"] or {}).get("status"), r["equations"],
                                    r["linear_fit_r2"], r["sparsity_ratio"]) for r in results]
+    print(report)  # `pytest -s -m slow` shows what every seed gave
     assert len(good) * 2 > len(results), report
     return good
 
