@@ -155,12 +155,21 @@ def rejudge(jobs: list[Job]) -> int:
             weights = verdict_of(record, record["equations_weights"])
             new["weights_form"] = {k: weights[k] for k in ("passed", "status", "ood_r2")}
         record["judge"] = new
+        components = record["significant_components"][: record["dim"]]
+        if not potential_target(record) and len(components) == record["dim"] and (job.directory / "model.pt").is_file():
+            model = eqlgn.TrainedModel.load(job.directory / "model.pt").model
+            network = eqlgn.judge_network(model, components, record["law"], record["dim"])
+            record["network_judge"] = {k: network.to_dict()[k] for k in ("status", "ood_r2", "receiver_factor")}
         job.status = status_of(record)
         tmp = job.directory / "result.json.tmp"
         tmp.write_text(json.dumps(record, indent=2) + "\n")
         os.replace(tmp, job.directory / "result.json")
         count += 1
     return count
+
+
+def potential_target(record: dict) -> bool:
+    return record.get("target") == "potential"
 
 
 def verdict_of(record: dict, expressions: list[str]) -> dict:
@@ -284,13 +293,16 @@ def ood_table(results: list[tuple[Path, dict]]) -> str:
     rows: dict = defaultdict(list)
     for directory, r in results:
         components = r["significant_components"][: r["dim"]]
-        if (r["judge"] is None or r.get("target", "force") != "force" or len(components) != r["dim"]
-                or not (directory / "model.pt").is_file()):
+        if r["judge"] is None or r.get("target", "force") != "force" or len(components) != r["dim"]:
             continue
-        model = eqlgn.TrainedModel.load(directory / "model.pt").model
-        network = eqlgn.judge_network(model, components, r["law"], r["dim"])
-        rows[(r["law"], r["dim"], r["n_particles"], route_of(r))].append(
-            (min(r["judge"]["ood_r2"]), min(network.ood_r2)))
+        if "network_judge" in r:  # stored by --rejudge while the model was at hand
+            network_r2 = r["network_judge"]["ood_r2"]
+        elif (directory / "model.pt").is_file():
+            model = eqlgn.TrainedModel.load(directory / "model.pt").model
+            network_r2 = eqlgn.judge_network(model, components, r["law"], r["dim"]).ood_r2
+        else:
+            continue
+        rows[(r["law"], r["dim"], r["n_particles"], route_of(r))].append((min(r["judge"]["ood_r2"]), min(network_r2)))
     lines = ["| law | D | n | route | runs | equation OOD R² (median) | GN messages OOD R² (median) | "
              "equation ≥ network |", "|---|---|---|---|---|---|---|---|"]
     for (law, dim, n, route), pairs in sorted(rows.items()):
@@ -400,7 +412,8 @@ def main() -> None:
                + "\n### Out of distribution: the equation vs the network it was read from\n\n"
                + "The judge's scale-free R² (worst component, worst judge seed) on its own states, wider than "
                "training (docs/architecture.md), for each run's equation and for the same GN's messages "
-               "(`eqlgn.judge_network`); only runs whose model.pt is present.\n\n" + ood_table(results))
+               "(`eqlgn.judge_network`, stored in result.json by `--rejudge` while the model was at hand)."
+               "\n\n" + ood_table(results))
     write_section(Path(args.docs) / "results.md", section)
     for path in figures(results, grid, Path(args.docs) / "figures"):
         print("wrote", path)
