@@ -52,6 +52,7 @@ _EXPORTS = {
     "judge_coverage": "judging",
     "near_misses": "judging",
     "true_law": "judging",
+    "under_linear_map": "judging",
     "parse_equation": "equations",
     "run": "pipeline",
     "load_data": "pipeline",

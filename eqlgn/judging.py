@@ -388,3 +388,16 @@ def near_misses(law: str, dim: int) -> dict[str, list[sympy.Expr]]:
     else:
         cases["m2**0.8 for m2"] = [e.subs(m2, m2 ** sympy.Rational(4, 5)) for e in force]
     return cases
+
+
+def under_linear_map(expressions: Sequence[sympy.Expr], seed: int) -> list[sympy.Expr]:
+    """``A·phi + b`` with a random well-conditioned ``A`` (a rotation times scales in [0.5, 2]) and bias ``b``.
+
+    Messages are learned only up to such a map, so the judge must pass the law under any of them.
+    """
+    rng = np.random.default_rng(seed)
+    size = len(expressions)
+    rotation, _ = np.linalg.qr(rng.normal(size=(size, size)))
+    a = rotation * rng.uniform(0.5, 2.0, size=size)[None, :]
+    b = rng.normal(size=size)
+    return [sum(sympy.Float(a[i, j]) * e for j, e in enumerate(expressions)) + sympy.Float(b[i]) for i in range(size)]

@@ -14,23 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import sympy
 from tables import write_section
 
 import eqlgn
 
 BEGIN, END = "<!-- near-misses:begin -->", "<!-- near-misses:end -->"
-
-
-def mix(exprs: list, seed: int) -> list:
-    """A random linear map (rotation times scales in [0.5, 2]) plus a bias."""
-    rng = np.random.default_rng(seed)
-    rotation, _ = np.linalg.qr(rng.normal(size=(len(exprs), len(exprs))))
-    a = rotation * rng.uniform(0.5, 2.0, size=len(exprs))[None, :]
-    b = rng.normal(size=len(exprs))
-    return [sum(sympy.Float(a[i, j]) * e for j, e in enumerate(exprs)) + sympy.Float(b[i])
-            for i in range(len(exprs))]
 
 
 def cases(law: str, dim: int) -> list[tuple[str, bool, list]]:
@@ -57,7 +46,7 @@ def table() -> str:
     for dim in (2, 3):
         for law in ("spring", "r1", "r2", "charge"):
             for name, should_pass, exprs in cases(law, dim):
-                verdict = eqlgn.judge(mix(exprs, seed=dim), law, dim)
+                verdict = eqlgn.judge(eqlgn.under_linear_map(exprs, seed=dim), law, dim)
                 flag = "" if verdict.passed == should_pass else " **(wrong)**"
                 lines.append(f"| {law} | {dim} | {name} | {'pass' if should_pass else 'fail'} | "
                              f"{verdict.status}{flag} | {min(verdict.ood_r2):.5f} | {verdict.condition:.3g} |")

@@ -8,7 +8,7 @@ import sympy
 
 from eqlgn.equations import SYMBOLS, parse_equation
 from eqlgn.errors import ConfigError
-from eqlgn.judging import judge, near_misses, true_law
+from eqlgn.judging import judge, near_misses, true_law, under_linear_map
 
 dx, dy, dz, r, m1, m2, q1, q2 = (SYMBOLS[n] for n in "dx dy dz r m1 m2 q1 q2".split())
 
@@ -17,14 +17,7 @@ def true_force(law: str, dim: int, power=None, rest=1) -> list[sympy.Expr]:
     return true_law(law, dim, power, rest)
 
 
-def mix(exprs, seed):
-    """A random linear map (rotation times scales in [0.5, 2], so well conditioned) plus a bias."""
-    rng = np.random.default_rng(seed)
-    rotation, _ = np.linalg.qr(rng.normal(size=(len(exprs), len(exprs))))
-    a = rotation * rng.uniform(0.5, 2.0, size=len(exprs))[None, :]
-    b = rng.normal(size=len(exprs))
-    return [sum(sympy.Float(a[i, j]) * e for j, e in enumerate(exprs)) + sympy.Float(b[i])
-            for i in range(len(exprs))]
+mix = under_linear_map
 
 
 LAWS = ["spring", "r1", "r2", "charge"]
