@@ -65,6 +65,7 @@ _EXPORTS = {
     "SymbolicFit": "sr",
     "ComposedModel": "symbolic",
     "compare": "comparison",
+    "plot_judge_coverage": "plots",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

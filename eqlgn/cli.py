@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="validate a dataset file, print its summary and where it lies relative to "
                                      "the judge's ranges")
     p.add_argument("path", help="dataset .npz")
+    p.add_argument("--plot", default=None, help="also write a PNG of the data against the judge's ranges here")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("train", help="simulate (or reuse) data and train a GN into a run directory")
@@ -264,6 +265,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(data.summary())
     if len(data) and data.n_particles > 1:
         print(judge_coverage(data).report())
+        if args.plot:
+            from .plots import plot_judge_coverage
+
+            print(f"wrote {plot_judge_coverage(data, args.plot)}")
     return 0
 
 

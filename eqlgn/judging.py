@@ -314,17 +314,22 @@ def _range_text() -> list[str]:
             f"|q| log-uniform on [{CHARGE_RANGE[0]}, {CHARGE_RANGE[1]}], random sign"]
 
 
+def training_pairs(data) -> tuple[np.ndarray, np.ndarray]:
+    """Separations ``r`` of every particle pair of every snapshot, and every particle's mass, of a dataset."""
+    from .data import feature_index
+
+    i, j = np.triu_indices(data.n_particles, 1)
+    x = data.nodes[..., feature_index(data.dim, "x")]
+    return np.linalg.norm(x[:, i] - x[:, j], axis=-1).ravel(), data.nodes[..., feature_index(data.dim, "m")].ravel()
+
+
 def judge_coverage(data, samples: int = 20000) -> Coverage:
     """Compare a :class:`~eqlgn.data.ParticleDataset`'s pairs with the judge's states (first judge seed)."""
     from .data import feature_index
 
-    d, n = data.dim, data.n_particles
-    pos, mass, charge = feature_index(d, "x"), feature_index(d, "m"), feature_index(d, "q")
-    i, j = np.triu_indices(n, 1)
-    x = data.nodes[..., pos]
-    r = np.linalg.norm(x[:, i] - x[:, j], axis=-1).ravel()
-    masses = data.nodes[..., mass].ravel()
-    charges = np.unique(data.nodes[..., charge].ravel())
+    d = data.dim
+    r, masses = training_pairs(data)
+    charges = np.unique(data.nodes[..., feature_index(d, "q")].ravel())
     values = sample_states(d, samples, JUDGE_SEEDS[0])
     percentiles = np.percentile(r, [0.1, 1, 50, 99, 99.9]) if len(r) else np.full(5, np.nan)
     log_mass = [float(np.log(masses.min())), float(np.log(masses.max()))] if len(masses) else [np.nan, np.nan]

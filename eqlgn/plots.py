@@ -1,4 +1,4 @@
-"""Matplotlib figures: message sparsity, message-vs-force scatter, loss curves.
+"""Matplotlib figures: message sparsity, message-vs-force scatter, loss curves, judge coverage.
 
 Every function writes a PNG (atomically) and returns its path; the Agg backend is used,
 so no display is needed.
@@ -114,4 +114,27 @@ def plot_route_comparison(rows: list[dict], path: str | os.PathLike, title: str 
     ax.set_ylabel("1 - scale-free out-of-distribution R² (worst component)")
     ax.set_title(title or "routes: simplicity vs extrapolation")
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_judge_coverage(data, path: str | os.PathLike, title: str = "") -> Path:
+    """Histograms of a dataset's pair separations and masses, with the judge's sampling ranges shaded."""
+    from .judging import LOG_MASS_RANGE, R_RANGE, training_pairs
+
+    plt = _figure()
+    r, masses = training_pairs(data)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    bins = np.geomspace(min(R_RANGE[0], r.min()) / 1.5, max(R_RANGE[1], r.max()) * 1.5, 60)
+    left.hist(r, bins=bins, color="tab:blue", label="training pairs")
+    left.axvspan(*R_RANGE, color="tab:orange", alpha=0.2, label="judge: log-uniform")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("pair separation r")
+    left.legend(fontsize=7)
+    log_mass = np.log(masses)
+    right.hist(log_mass, bins=np.linspace(min(LOG_MASS_RANGE[0], log_mass.min()) - 0.5,
+                                          max(LOG_MASS_RANGE[1], log_mass.max()) + 0.5, 50), color="tab:blue")
+    right.axvspan(*LOG_MASS_RANGE, color="tab:orange", alpha=0.2)
+    right.set_xlabel("ln m")
+    fig.suptitle(title or f"where the data lie relative to the judge's states ({data.meta.law} {data.dim}D)")
     return _save(fig, path)

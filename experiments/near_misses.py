@@ -61,6 +61,9 @@ def main() -> None:
                "≥ 0.999 and conditioning > 0.01 on all three judge seeds).\n\n" + table())
     write_section(Path(args.docs) / "method.md", section, BEGIN, END)
     print(section)
+    data, _ = eqlgn.simulate("r2", 2, 4, 300, seed=100, progress=False).prune_outliers()
+    print("wrote", eqlgn.plot_judge_coverage(data, Path(args.docs) / "figures" / "judge_coverage.png",
+                                             "r2 2D n=4 (300 simulations, outliers pruned) vs the judge's states"))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,17 @@ def test_the_judge_states_lie_beyond_the_training_data_on_every_side():
     assert "judge ranges" in cover.report()
 
 
+def test_eqlgn_info_prints_and_plots_the_data_against_the_judge_ranges(tmp_path, capsys):
+    import eqlgn
+    from eqlgn.cli import main
+
+    path = eqlgn.simulate("spring", 2, 3, 20, seed=0, progress=False).save(tmp_path / "data.npz")
+    assert main(["info", str(path), "--plot", str(tmp_path / "coverage.png")]) == 0
+    out = capsys.readouterr().out
+    assert "judge states with r below the training 1st percentile" in out
+    assert (tmp_path / "coverage.png").stat().st_size > 1000
+
+
 class _LawEdge:
     """Factory of an edge model whose message components 1..D are the true force mixed linearly; 0 is noise."""
 
