@@ -27,6 +27,7 @@ _EXPORTS = {
     "GraphBatch": "data",
     "load_dataset": "data",
     "node_feature_names": "data",
+    "NodeLayout": "layout",
     # simulation
     "simulate": "simulator",
     "SimulationConfig": "simulator",

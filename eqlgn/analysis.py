@@ -17,6 +17,7 @@ import torch
 
 from .data import ParticleDataset, iterate_batches
 from .laws import get_law
+from .layout import NodeLayout
 from .models import GN, kl_to_standard_normal
 
 
@@ -44,12 +45,13 @@ class MessageSample:
     @property
     def dx(self) -> np.ndarray:
         """``[N, D]`` displacement ``x1 - x2``."""
-        return self.receiver[:, : self.dim] - self.sender[:, : self.dim]
+        at = NodeLayout(self.dim).position
+        return self.receiver[:, at] - self.sender[:, at]
 
     @property
     def m1(self) -> np.ndarray:
         """``[N]`` receiver masses."""
-        return self.receiver[:, 2 * self.dim + 1]
+        return self.receiver[:, NodeLayout(self.dim).mass]
 
 
 @torch.no_grad()
@@ -73,11 +75,11 @@ def collect_messages(model: GN, data: ParticleDataset, max_graphs: int = 5000,
         parts["receiver"].append(batch.nodes[:, receivers].flatten(0, 1).cpu().numpy())
         parts["sender"].append(batch.nodes[:, senders].flatten(0, 1).cpu().numpy())
     arrays = {k: np.concatenate(v).astype(np.float64) if v else None for k, v in parts.items()}
-    d = data.dim
+    at = NodeLayout(data.dim)
     r, s = arrays["receiver"], arrays["sender"]
-    force = None if law is None else law.force(r[:, :d] - s[:, :d], r[:, 2 * d + 1], s[:, 2 * d + 1],
-                                               r[:, 2 * d], s[:, 2 * d], data.meta.softening)
-    return MessageSample(arrays["messages"], arrays["kl"], r, s, force, d)
+    force = None if law is None else law.force(r[:, at.position] - s[:, at.position], r[:, at.mass], s[:, at.mass],
+                                               r[:, at.charge], s[:, at.charge], data.meta.softening)
+    return MessageSample(arrays["messages"], arrays["kl"], r, s, force, data.dim)
 
 
 def linear_fit_r2(y: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:

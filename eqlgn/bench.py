@@ -100,16 +100,18 @@ def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "
     import torch
 
     from .data import GraphBatch
+    from .layout import NodeLayout
     from .train import TrainConfig, _forward, build_model, recommended_config, resolve_device, training_loss
 
     settings = {"batch_size": batch_size, "aggregation": aggregation, "device": device, "compile": compile}
     config = TrainConfig(**settings) if edge == "mlp" else recommended_config("eql", **settings)
     target = resolve_device(device)
-    model = build_model(config, 2 * dim + 2, dim).to(target)
+    model = build_model(config, NodeLayout(dim).width, dim).to(target)
     forward = _forward(model, config, target, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    nodes = torch.randn(batch_size, n, 2 * dim + 2, device=target)
-    nodes[..., -1] = nodes[..., -1].abs() + 0.5
+    nodes = torch.randn(batch_size, n, NodeLayout(dim).width, device=target)
+    mass = NodeLayout(dim).mass
+    nodes[..., mass] = nodes[..., mass].abs() + 0.5
     batch = GraphBatch(nodes, torch.randn(batch_size, n, dim, device=target))
     for i in range(steps + 10):
         if i == 10:

@@ -30,28 +30,18 @@ import numpy as np
 from ._io import atomic_write
 from .errors import DatasetError
 from .laws import LAWS
+from .layout import NodeLayout
 
 if TYPE_CHECKING:  # torch is imported lazily: the dataset alone does not need it
     import torch
 
 FORMAT_VERSION = 1
 ARRAYS = ("nodes", "accelerations", "sim_ids", "times")
-SPATIAL = ("x", "y", "z")
 
 
 def node_feature_names(dim: int) -> list[str]:
-    """Names of the node feature columns for ``dim`` dimensions (positions, velocities, q, m)."""
-    axes = list(SPATIAL[:dim])
-    return axes + [f"v{a}" for a in axes] + ["q", "m"]
-
-
-def feature_index(dim: int, part: str) -> slice | int:
-    """Where a part of the node features sits: ``x`` (positions) and ``v`` (velocities) are
-    ``D``-wide slices, ``q`` and ``m`` single columns (layout of :func:`node_feature_names`)."""
-    layout = {"x": slice(0, dim), "v": slice(dim, 2 * dim), "q": 2 * dim, "m": 2 * dim + 1}
-    if part not in layout:
-        raise ValueError(f"unknown node-feature part {part!r}; one of {sorted(layout)}")
-    return layout[part]
+    """Names of the node feature columns for ``dim`` dimensions (:class:`eqlgn.layout.NodeLayout`)."""
+    return NodeLayout(dim).names()
 
 
 @dataclass
@@ -161,7 +151,7 @@ class ParticleDataset:
             raise DatasetError(f"dataset needs at least 2 particles per graph, got {meta.n_particles}")
         s, n, d = len(self.nodes), meta.n_particles, meta.dim
         expected = {
-            "nodes": (s, n, 2 * d + 2),
+            "nodes": (s, n, NodeLayout(d).width),
             "accelerations": (s, n, d),
             "sim_ids": (s,),
             "times": (s,),
@@ -173,8 +163,9 @@ class ParticleDataset:
                     f"array {name!r} has shape {actual}, expected {shape} "
                     f"(S={s} snapshots, n={n}, D={d} from the metadata)"
                 )
-        if len(meta.feature_names) != 2 * d + 2:
-            raise DatasetError(f"metadata lists {len(meta.feature_names)} feature names, expected {2 * d + 2}")
+        if len(meta.feature_names) != NodeLayout(d).width:
+            raise DatasetError(f"metadata lists {len(meta.feature_names)} feature names, "
+                               f"expected {NodeLayout(d).width}")
         for name in ("nodes", "accelerations", "times"):
             bad = ~np.isfinite(getattr(self, name))
             if bad.any():
@@ -201,22 +192,22 @@ class ParticleDataset:
     @property
     def positions(self) -> np.ndarray:
         """``[S, n, D]`` positions."""
-        return self.nodes[..., : self.dim]
+        return self.nodes[..., NodeLayout(self.dim).position]
 
     @property
     def velocities(self) -> np.ndarray:
         """``[S, n, D]`` velocities."""
-        return self.nodes[..., self.dim : 2 * self.dim]
+        return self.nodes[..., NodeLayout(self.dim).velocity]
 
     @property
     def charges(self) -> np.ndarray:
         """``[S, n]`` charges."""
-        return self.nodes[..., 2 * self.dim]
+        return self.nodes[..., NodeLayout(self.dim).charge]
 
     @property
     def masses(self) -> np.ndarray:
         """``[S, n]`` masses."""
-        return self.nodes[..., 2 * self.dim + 1]
+        return self.nodes[..., NodeLayout(self.dim).mass]
 
     def subset(self, index: np.ndarray) -> ParticleDataset:
         """Snapshots selected by a boolean mask or an index array (metadata kept)."""
@@ -426,7 +417,7 @@ def iterate_batches(
         if augment > 0:
             shift = torch.randn(len(index), 1, dim, generator=generator) * augment
             nodes = nodes.clone()
-            nodes[..., :dim] += shift.to(nodes.device)
+            nodes[..., NodeLayout(dim).position] += shift.to(nodes.device)
         yield GraphBatch(nodes, data.accelerations[index])
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import sympy
 
 from .errors import ConfigError
+from .layout import NodeLayout
 
 
 class GuardedDivision(sympy.Function):
@@ -139,13 +140,13 @@ def pair_values(receiver: np.ndarray, sender: np.ndarray, dim: int) -> dict[str,
     Returns:
         ``{symbol name: [N] values}`` for ``x1 .. m1``, ``x2 .. m2``, ``dx ..`` and ``r``.
     """
-    dx = receiver[:, :dim] - sender[:, :dim]
+    layout = NodeLayout(dim)
+    dx = receiver[:, layout.position] - sender[:, layout.position]
     values = {"r": (dx**2).sum(axis=1) ** 0.5}  # NumPy arrays or torch tensors alike
-    names = list("xyz"[:dim]) + [f"v{a}" for a in "xyz"[:dim]] + ["q", "m"]
     for node, features in ((1, receiver), (2, sender)):
-        for i, name in enumerate(names):
-            values[f"{name}{node}"] = features[:, i]
-    for i, axis in enumerate("xyz"[:dim]):
+        for name in layout.names():
+            values[f"{name}{node}"] = features[:, layout.column(name)]
+    for i, axis in enumerate(layout.axes):
         values[f"d{axis}"] = dx[:, i]
     return values
 

@@ -22,6 +22,7 @@ import torch
 
 from .equations import SYMBOLS
 from .errors import ConfigError, unknown_name
+from .layout import NodeLayout
 
 _BASE = {"x": 0, "y": 1, "z": 2}
 DERIVED_NAMES = ("r", "inv_r", "inv_r2", "inv_r3", "inv_m1")
@@ -69,12 +70,12 @@ def input_symbol(name: str) -> sympy.Expr:
 def relative_features(receiver: torch.Tensor, sender: torch.Tensor, names: Sequence[str], dim: int,
                       r_min: float = 1e-2) -> torch.Tensor:
     """Per-edge inputs ``[..., len(names)]`` from node features ``[..., 2D+2]`` of 1 and 2."""
-    dx = receiver[..., :dim] - sender[..., :dim]
+    layout = NodeLayout(dim)
+    dx = receiver[..., layout.position] - sender[..., layout.position]
     r = dx.pow(2).sum(-1).sqrt()
     r_safe = r.clamp_min(r_min)
-    q_col, m_col = 2 * dim, 2 * dim + 1
     cache = {"r": r, "inv_r": 1 / r_safe, "inv_r2": r_safe.pow(-2), "inv_r3": r_safe.pow(-3),
-             "inv_m1": 1 / receiver[..., m_col]}
+             "inv_m1": 1 / receiver[..., layout.mass]}
     axes = list(_BASE)[:dim]
     columns = []
     for name in names:
@@ -84,9 +85,5 @@ def relative_features(receiver: torch.Tensor, sender: torch.Tensor, names: Seque
             columns.append(dx[..., _BASE[name[1:]]])
         else:
             node = receiver if name[-1] == "1" else sender
-            base = name[:-1]
-            index = {"q": q_col, "m": m_col}.get(base)
-            if index is None:
-                index = _BASE[base[-1]] + (dim if base.startswith("v") else 0)
-            columns.append(node[..., index])
+            columns.append(node[..., layout.column(name[:-1])])
     return torch.stack(columns, dim=-1)

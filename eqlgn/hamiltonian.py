@@ -28,6 +28,7 @@ from torch import nn
 from .equations import as_expression, complexity, evaluate
 from .errors import ConfigError
 from .graph import complete_edges
+from .layout import NodeLayout
 from .models import EdgeModel, GNOutput, mlp
 
 
@@ -40,9 +41,9 @@ class KineticEnergy(nn.Module):
         self.net = mlp(dim + 1, 1, hidden, layers)
 
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
-        d = self.dim
-        mass = nodes[..., 2 * d + 1 : 2 * d + 2]
-        return self.net(torch.cat([nodes[..., d : 2 * d] * mass, mass], dim=-1))
+        at = NodeLayout(self.dim)
+        mass = nodes[..., at.mass : at.mass + 1]
+        return self.net(torch.cat([nodes[..., at.velocity] * mass, mass], dim=-1))
 
 
 class HamiltonianGN(nn.Module):
@@ -81,14 +82,14 @@ class HamiltonianGN(nn.Module):
 
     def forward(self, nodes: torch.Tensor) -> GNOutput:
         """Accelerations ``-∂H/∂x / m`` for ``nodes [B, n, F]`` (autograd, also under ``no_grad``)."""
-        d = self.dim
+        at = NodeLayout(self.dim)
         with torch.enable_grad():
-            positions = nodes[..., :d].detach().requires_grad_(True)
-            velocities = nodes[..., d : 2 * d].detach().requires_grad_(self.training)
-            state = torch.cat([positions, velocities, nodes[..., 2 * d :]], dim=-1)
+            positions = nodes[..., at.position].detach().requires_grad_(True)
+            velocities = nodes[..., at.velocity].detach().requires_grad_(self.training)
+            state = torch.cat([positions, velocities, nodes[..., at.charge :]], dim=-1)
             total, pair = self.energy(state)
             force = torch.autograd.grad(total.sum(), positions, create_graph=self.training)[0]
-        accelerations = -force / nodes[..., 2 * d + 1 : 2 * d + 2]
+        accelerations = -force / nodes[..., at.mass : at.mass + 1]
         penalty = None
         if self.training:
             pair_velocity = torch.autograd.grad(pair.sum(), velocities, create_graph=True, allow_unused=True)[0]

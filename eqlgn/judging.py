@@ -47,6 +47,7 @@ import sympy
 from .equations import as_expression, complexity, evaluate
 from .errors import ConfigError
 from .laws import get_law
+from .layout import NodeLayout
 
 R2_THRESHOLD = 0.999
 CONDITION_THRESHOLD = 1e-2
@@ -154,8 +155,7 @@ def judge(expressions: Sequence[sympy.Expr | str], law: str, dim: int, samples: 
 def state_nodes(values: dict[str, np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Node features ``[N, 2D+2]`` (x, v, q, m) of the receiver (1) and sender (2) of each judge state."""
     def node(i: int) -> np.ndarray:
-        columns = [values[f"{a}{i}"] for a in "xyz"[:dim]] + [values[f"v{a}{i}"] for a in "xyz"[:dim]]
-        return np.stack(columns + [values[f"q{i}"], values[f"m{i}"]], axis=1)
+        return np.stack([values[f"{name}{i}"] for name in NodeLayout(dim).names()], axis=1)
 
     return node(1), node(2)
 
@@ -316,20 +316,17 @@ def _range_text() -> list[str]:
 
 def training_pairs(data) -> tuple[np.ndarray, np.ndarray]:
     """Separations ``r`` of every particle pair of every snapshot, and every particle's mass, of a dataset."""
-    from .data import feature_index
-
+    layout = NodeLayout(data.dim)
     i, j = np.triu_indices(data.n_particles, 1)
-    x = data.nodes[..., feature_index(data.dim, "x")]
-    return np.linalg.norm(x[:, i] - x[:, j], axis=-1).ravel(), data.nodes[..., feature_index(data.dim, "m")].ravel()
+    x = data.nodes[..., layout.position]
+    return np.linalg.norm(x[:, i] - x[:, j], axis=-1).ravel(), data.nodes[..., layout.mass].ravel()
 
 
 def judge_coverage(data, samples: int = 20000) -> Coverage:
     """Compare a :class:`~eqlgn.data.ParticleDataset`'s pairs with the judge's states (first judge seed)."""
-    from .data import feature_index
-
     d = data.dim
     r, masses = training_pairs(data)
-    charges = np.unique(data.nodes[..., feature_index(d, "q")].ravel())
+    charges = np.unique(data.nodes[..., NodeLayout(d).charge].ravel())
     values = sample_states(d, samples, JUDGE_SEEDS[0])
     percentiles = np.percentile(r, [0.1, 1, 50, 99, 99.9]) if len(r) else np.full(5, np.nan)
     log_mass = [float(np.log(masses.min())), float(np.log(masses.max()))] if len(masses) else [np.nan, np.nan]

@@ -29,6 +29,7 @@ import numpy as np
 from .data import DatasetMeta, ParticleDataset
 from .errors import ConfigError, DatasetError
 from .laws import ForceLaw, get_law
+from .layout import NodeLayout
 
 
 @dataclass
@@ -203,8 +204,7 @@ def _to_dataset(config: SimulationConfig, records, charges, masses) -> ParticleD
     """Stack recorded ``[T, S, n, D]`` chunks into a simulation-major dataset."""
     pos, vel, acc = (np.concatenate([r[k] for r in records]) for k in range(3))
     t, s = pos.shape[:2]
-    static = np.broadcast_to(np.stack([charges, masses], axis=-1), (t, *charges.shape, 2))
-    nodes = np.concatenate([pos, vel, static], axis=-1).transpose(1, 0, 2, 3)
+    nodes = NodeLayout(config.dim).assemble(pos, vel, charges, masses).transpose(1, 0, 2, 3)
     law = get_law(config.law)
     meta = DatasetMeta(
         law=config.law, dim=config.dim, n_particles=config.n, dt=config.dt,

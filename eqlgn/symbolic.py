@@ -29,6 +29,7 @@ from .data import ParticleDataset, iterate_batches
 from .equations import SUMMED_SYMBOL_NAMES, SYMBOLS, evaluate, pair_values, to_vocabulary
 from .errors import ConfigError
 from .graph import aggregate
+from .layout import NodeLayout
 from .models import GN
 from .sr import SymbolicFit, fit_symbolic
 
@@ -77,9 +78,9 @@ def node_sample(model: GN, data: ParticleDataset, components: Sequence[int], max
         nodes.append(batch.nodes.flatten(0, 1).cpu().numpy())
         accelerations.append(model(batch.nodes).accelerations.flatten(0, 1).cpu().numpy())
     summed_values, node_features = np.concatenate(sums).astype(np.float64), np.concatenate(nodes)
-    d = data.dim
+    at = NodeLayout(data.dim)
     values = _summed_values(summed_values)
-    values.update(m1=node_features[:, 2 * d + 1].astype(np.float64), q1=node_features[:, 2 * d].astype(np.float64))
+    values.update(m1=node_features[:, at.mass].astype(np.float64), q1=node_features[:, at.charge].astype(np.float64))
     return values, np.concatenate(accelerations).astype(np.float64)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from ._io import atomic_write, atomic_write_text
 from .data import DatasetMeta, ParticleDataset
 from .errors import ConfigError, DatasetError, unknown_name
+from .layout import NodeLayout
 
 METHODS = ("central", "savgol")
 NOISE_TARGETS = ("positions", "accelerations")
@@ -78,12 +79,11 @@ def from_trajectories(positions: np.ndarray, times: np.ndarray, masses: np.ndarr
         raise DatasetError("array 'masses' must hold positive values")
     step = uniform_step(times)
     velocities, accelerations, keep, label = differentiate(positions, step, method, window, order)
-    nodes = np.concatenate([positions[:, keep], velocities,
-                            np.broadcast_to(charges[:, None, :, None], (s, len(keep), n, 1)),
-                            np.broadcast_to(masses[:, None, :, None], (s, len(keep), n, 1))], axis=-1)
+    nodes = NodeLayout(d).assemble(positions[:, keep], velocities, charges[:, None, :], masses[:, None, :])
     meta = DatasetMeta(law=law, dim=d, n_particles=n, dt=step, softening=0.0, sims=s,
                        integrator="trajectory file", derivatives=label, charge_choices=sorted(set(charges.ravel())))
-    return ParticleDataset(nodes.reshape(s * len(keep), n, 2 * d + 2), accelerations.reshape(s * len(keep), n, d),
+    return ParticleDataset(nodes.reshape(s * len(keep), n, NodeLayout(d).width),
+                           accelerations.reshape(s * len(keep), n, d),
                            np.repeat(np.arange(s), len(keep)), np.tile(times[keep], s), meta)
 
 
@@ -279,9 +279,10 @@ def add_noise(data: ParticleDataset, relative: float, on: str = "accelerations",
         size = np.linalg.norm(accelerations, axis=-1, keepdims=True)
         accelerations += relative * size * rng.normal(size=accelerations.shape)
     else:
-        x = nodes[..., :d]
+        at = NodeLayout(d).position
+        x = nodes[..., at]
         pairs = ~np.eye(data.n_particles, dtype=bool)
         scale = float(np.median(np.linalg.norm(x[:, :, None] - x[:, None], axis=-1)[:, pairs]))
-        nodes[..., :d] += relative * scale * rng.normal(size=x.shape)
+        nodes[..., at] += relative * scale * rng.normal(size=x.shape)
     meta = DatasetMeta(**{**data.meta.__dict__, "noise": {"relative": float(relative), "on": on, "seed": seed}})
     return ParticleDataset(nodes, accelerations, data.sim_ids.copy(), data.times.copy(), meta)

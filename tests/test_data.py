@@ -148,3 +148,19 @@ def test_constructor_validates_masses():
     nodes[0, 0, 5] = -1.0
     with pytest.raises(DatasetError, match="masses .* must be positive"):
         ParticleDataset(nodes, data.accelerations, data.sim_ids, data.times, data.meta)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_node_layout_is_the_one_source_of_the_feature_columns(dim):
+    import eqlgn
+    from eqlgn.layout import NodeLayout
+
+    layout = NodeLayout(dim)
+    data = eqlgn.simulate("charge", dim, 3, 2, seed=0, steps=10, progress=False)
+    assert data.meta.feature_names == layout.names() and data.nodes.shape[-1] == layout.width
+    rebuilt = layout.assemble(data.positions, data.velocities, data.charges, data.masses)
+    np.testing.assert_array_equal(rebuilt, data.nodes)
+    assert [layout.column(n) for n in layout.names()] == list(range(layout.width))
+    assert layout.column("q") == layout.charge and layout.column("m") == layout.mass
+    with pytest.raises(ValueError, match="unknown node feature"):
+        layout.column("vz" if dim == 2 else "w")
