@@ -56,6 +56,7 @@ _EXPORTS = {
     "under_linear_map": "judging",
     "parse_equation": "equations",
     "run": "pipeline",
+    "judge_result": "pipeline",
     "load_data": "pipeline",
     # users' trajectories
     "load_trajectories": "trajectories",

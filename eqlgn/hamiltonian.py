@@ -25,7 +25,7 @@ import sympy
 import torch
 from torch import nn
 
-from .equations import as_expression, complexity, evaluate
+from .equations import SYMBOLS, as_expression, complexity
 from .errors import ConfigError
 from .graph import complete_edges
 from .layout import NodeLayout
@@ -105,8 +105,6 @@ def symmetric_part(expr: sympy.Expr | str) -> sympy.Expr:
     when the particles are swapped (``dx -> -dx``, ``m1 <-> m2``, ...) cancels in H and is
     invisible to training; the pair potential is the symmetric part.
     """
-    from .equations import SYMBOLS
-
     expr = as_expression(expr)
     swap = {SYMBOLS[f"d{a}"]: -SYMBOLS[f"d{a}"] for a in "xyz"}
     for name in ("x", "y", "z", "vx", "vy", "vz", "q", "m"):
@@ -121,8 +119,6 @@ def identifiable_part(expr: sympy.Expr | str) -> sympy.Expr:
     of the masses and charges only) exerts no force, so accelerations cannot determine it;
     like the additive constant it is left out before the potential is judged.
     """
-    from .equations import SYMBOLS
-
     positional = {SYMBOLS[name] for name in ("dx", "dy", "dz", "r", "x1", "y1", "z1", "x2", "y2", "z2")}
     return sympy.Add(*[t for t in sympy.Add.make_args(symmetric_part(expr)) if t.free_symbols & positional])
 
@@ -134,8 +130,6 @@ def potential_force(expr: sympy.Expr | str, dim: int) -> list[sympy.Expr]:
     ``r = |dx|`` are written out before differentiating, so every way the energy depends on
     ``x1`` counts.
     """
-    from .equations import SYMBOLS
-
     axes = "xyz"[:dim]
     expr = as_expression(expr)
     diffs = {SYMBOLS[f"d{a}"]: SYMBOLS[f"{a}1"] - SYMBOLS[f"{a}2"] for a in axes}
@@ -164,14 +158,11 @@ def judge_potential(expressions: Sequence[sympy.Expr | str], law: str, dim: int,
     Returns:
         an :class:`eqlgn.judging.Verdict` (its complexity is that of the identifiable energy).
     """
-    from .judging import JUDGE_SEEDS, _verdict, best_fit, sample_states
+    from .judging import JUDGE_SEEDS, judge
 
     if len(expressions) != 1:
         raise ConfigError(f"a pair potential is one expression, got {len(expressions)}")
     energy = identifiable_part(expressions[0])
-    forces = potential_force(energy, dim)
-    fits = []
-    for seed in seeds or JUDGE_SEEDS:
-        values = sample_states(dim, samples, seed)
-        fits.append(best_fit(evaluate(forces, values), values, law, dim, factors=("1",)))
-    return _verdict(fits, complexity(energy), samples, seeds or JUDGE_SEEDS)
+    verdict = judge(potential_force(energy, dim), law, dim, samples, seeds or JUDGE_SEEDS, factors=("1",))
+    verdict.complexity = complexity(energy)
+    return verdict

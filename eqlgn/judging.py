@@ -58,6 +58,7 @@ R_RANGE = (0.02, 50.0)
 LOG_MASS_RANGE = (-5.0, 5.0)
 CHARGE_RANGE = (0.25, 4.0)
 SPREAD = 10.0  # standard deviation of judge positions and velocities
+POWERS = {"r1": 2, "r2": 3, "charge": 3}  # power of r in the denominator of F = ... dx / r^k
 
 
 @dataclass
@@ -131,7 +132,7 @@ def sample_states(dim: int, samples: int = 20000, seed: int = JUDGE_SEEDS[0]) ->
 
 
 def judge(expressions: Sequence[sympy.Expr | str], law: str, dim: int, samples: int = 20000,
-          seeds: Sequence[int] = JUDGE_SEEDS) -> Verdict:
+          seeds: Sequence[int] = JUDGE_SEEDS, factors: Sequence[str] = RECEIVER_FACTORS) -> Verdict:
     """Judge recovered message expressions against the true law (see module docstring).
 
     Args:
@@ -140,6 +141,7 @@ def judge(expressions: Sequence[sympy.Expr | str], law: str, dim: int, samples: 
         dim: spatial dimension.
         samples: judge states per seed.
         seeds: the judge's own sampling seeds (never the training data's).
+        factors: the receiver-only factors allowed (a subset of :data:`RECEIVER_FACTORS`).
     """
     exprs = [as_expression(e) for e in expressions]
     if len(exprs) != dim:
@@ -148,7 +150,7 @@ def judge(expressions: Sequence[sympy.Expr | str], law: str, dim: int, samples: 
     fits = []
     for seed in seeds:
         values = sample_states(dim, samples, seed)
-        fits.append(best_fit(evaluate(exprs, values), values, law, dim))
+        fits.append(best_fit(evaluate(exprs, values), values, law, dim, factors))
     return _verdict(fits, sum(complexity(e) for e in exprs), samples, seeds)
 
 
@@ -239,12 +241,13 @@ def scale_free_fit(phi: np.ndarray, target: np.ndarray, size: np.ndarray) -> tup
     """
     w = 1.0 / size**2
     root = np.sqrt(w)
-    design = np.column_stack([target, np.ones(len(target))]) * root[:, None]
-    norms = np.linalg.norm(design, axis=0)
+    design = np.column_stack([target, np.ones(len(target))])
+    weighted = design * root[:, None]
+    norms = np.linalg.norm(weighted, axis=0)
     norms[norms == 0] = 1.0
-    coef, *_ = np.linalg.lstsq(design / norms, phi * root[:, None], rcond=None)
+    coef, *_ = np.linalg.lstsq(weighted / norms, phi * root[:, None], rcond=None)
     coef = coef / norms[:, None]
-    residual = phi - np.column_stack([target, np.ones(len(target))]) @ coef
+    residual = phi - design @ coef
     r2 = []
     for c in range(phi.shape[1]):
         mean = (w * phi[:, c]).sum() / w.sum()
@@ -355,7 +358,7 @@ def true_law(law: str, dim: int, power: float | sympy.Expr | None = None,
     r, m1, m2, q1, q2 = (SYMBOLS[n] for n in ("r", "m1", "m2", "q1", "q2"))
     if law == "spring":
         return [-2 * (r - rest) * c / r for c in axes]
-    power = {"r1": 2, "r2": 3, "charge": 3}[law] if power is None else power
+    power = POWERS[law] if power is None else power
     factor = q1 * q2 if law == "charge" else -m1 * m2
     return [factor * c / r**power for c in axes]
 
@@ -381,7 +384,7 @@ def near_misses(law: str, dim: int) -> dict[str, list[sympy.Expr]]:
                       "no rest length": [-2 * c for c in axes],
                       "another law's shape (dx/r^3)": [c / r**3 for c in axes]})
         return cases
-    power = {"r1": 2, "r2": 3, "charge": 3}[law]
+    power = POWERS[law]
     cases.update({"power +0.2": true_law(law, dim, power=power + sympy.Rational(1, 5)),
                   "power -0.2": true_law(law, dim, power=power - sympy.Rational(1, 5)),
                   "another law's power": true_law(law, dim, power=3 if law == "r1" else 2)})

@@ -225,9 +225,8 @@ def _run(sim: SimulationConfig | None, dataset: ParticleDataset | None, law: str
     # Equations are fitted (EQL sparse refit, SR on messages and on the node model) on the
     # validation split; the test split only scores them (the judge samples its own states).
     fit_split = val if len(val) else train_set
-    fit_sample = collect_messages(trained.model, fit_split)
-    found = _read_equations(trained.model, fit_split, analysis, fit_sample, law, dim, edge, sr, sr_budget, seed,
-                            out, potential=config.model == "hamiltonian")
+    found = _read_equations(trained.model, fit_split, analysis, law, dim, edge, sr, sr_budget, seed, out,
+                            potential=config.model == "hamiltonian")
     clock["extract"] = time.perf_counter()
     device = next(trained.model.parameters()).device
     gn_loss = evaluate(trained.model, test, device)
@@ -285,27 +284,34 @@ def _reread_seconds(before: dict, now: dict) -> dict:
     return seconds
 
 
-def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget, seed, out,
+def judge_result(expressions, law: str, dim: int, target: str = "force") -> dict:
+    """The verdict as ``result.json`` stores it: the force judge, or for ``target="potential"``
+    :func:`eqlgn.hamiltonian.judge_potential` on the first expression; ``target`` recorded."""
+    from .hamiltonian import judge_potential
+    from .judging import judge
+
+    verdict = judge_potential(expressions[:1], law, dim) if target == "potential" else judge(expressions, law, dim)
+    return {**verdict.to_dict(), "target": target}
+
+
+def _read_equations(model, data, analysis, law, dim, edge, sr, sr_budget, seed, out,
                     potential: bool = False) -> dict:
     """Equations of the significant messages: from EQL weights, or by SR on MLP messages; judged.
 
-    With ``potential`` (Hamiltonian GN) the one edge output is a pair energy, judged by
+    The equations are fitted on ``data`` (the validation split). With ``potential``
+    (Hamiltonian GN) the one edge output is a pair energy, judged by
     :func:`eqlgn.hamiltonian.judge_potential`.
     """
     from .extraction import extract, round_constants
-    from .hamiltonian import judge_potential
-    from .judging import judge as judge_force
     from .symbolic import fit_messages
 
     def judge(expressions, law, dim):
-        if potential:
-            return {**judge_potential(expressions[:1], law, dim).to_dict(), "target": "potential"}
-        return {**judge_force(expressions, law, dim).to_dict(), "target": "force"}
+        return judge_result(expressions, law, dim, "potential" if potential else "force")
 
     if edge == "eql":
         # A pair energy carries parts the data cannot determine (antisymmetric, position-free);
         # refitting the raw output would spend its terms on them, so potentials keep the weights form.
-        recovered = extract(model, test, refit=not potential)
+        recovered = extract(model, data, refit=not potential)
         weights = recovered.weights_expressions
         if potential:  # only the symmetric, position-dependent part is determined by the data
             from .hamiltonian import identifiable_part
@@ -324,7 +330,7 @@ def _read_equations(model, test, analysis, sample, law, dim, edge, sr, sr_budget
                 "weights_expressions": weights}
     if sr is None:
         return {"expressions": [], "method": "none", "verdict": None}
-    fits = fit_messages(sample, analysis.components, engine=sr, budget=sr_budget, seed=seed)
+    fits = fit_messages(collect_messages(model, data), analysis.components, engine=sr, budget=sr_budget, seed=seed)
     atomic_write_json(out / "sr_fits.json", [f.to_dict() for f in fits])
     expressions = [round_constants(f.expression, 4) for f in fits]
     if potential:

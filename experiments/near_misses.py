@@ -18,6 +18,7 @@ import sympy
 from tables import write_section
 
 import eqlgn
+from eqlgn.judging import POWERS
 
 BEGIN, END = "<!-- near-misses:begin -->", "<!-- near-misses:end -->"
 
@@ -29,7 +30,7 @@ def cases(law: str, dim: int) -> list[tuple[str, bool, list]]:
     rows = [("true law", True, force)]
     rows += [(f"true law / {h}", True, [e / eval_factor(h, s) for e in force]) for h in ("m1", "q1", "m1*q1")]
     if law != "spring":
-        k = {"r1": 2, "r2": 3, "charge": 3}[law]
+        k = POWERS[law]
         rows.append(("softened r + 0.01", True,
                      [e * s["r"] ** k / (s["r"] * (s["r"] + sympy.Float(0.01)) ** (k - 1)) for e in force]))
     rows += [(name, False, exprs) for name, exprs in eqlgn.near_misses(law, dim).items()]

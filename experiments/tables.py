@@ -33,13 +33,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
-import os
 import platform
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from common import _write_json
 
 import eqlgn
 
@@ -121,14 +123,10 @@ def load_jobs(runs: list[str]) -> list[Job]:
                 jobs[path.parent] = Job(path.parent, *parse_job_name(path.parent.name), "crashed")
         for config in sorted(Path(root).rglob("config.toml")):
             flags = tomllib.loads(config.read_text()).get("flags", {})
-            for law in flags.get("laws", []):
-                for dim in flags.get("dims", []):
-                    for n in flags.get("ns", []):
-                        for route in flags.get("routes", []):
-                            for seed in flags.get("seeds", []):
-                                directory = config.parent / f"{law}-{dim}d-n{n}-{route}-seed{seed}"
-                                if directory not in jobs:
-                                    jobs[directory] = Job(directory, law, dim, n, route, seed, "missing")
+            grid = (flags.get(key, []) for key in ("laws", "dims", "ns", "routes", "seeds"))
+            for law, dim, n, route, seed in itertools.product(*grid):
+                directory = config.parent / f"{law}-{dim}d-n{n}-{route}-seed{seed}"
+                jobs.setdefault(directory, Job(directory, law, dim, n, route, seed, "missing"))
     return sorted(jobs.values(), key=lambda j: (j.law, j.dim, j.n, j.route, j.seed, str(j.directory)))
 
 
@@ -146,38 +144,24 @@ def rejudge(jobs: list[Job]) -> int:
         record = job.record
         if record is None or record.get("judge") is None or not record.get("equations"):
             continue
-        old = record["judge"]
-        new = verdict_of(record, record["equations"])
+        old, target = record["judge"], record.get("target", "force")
+        new = eqlgn.judge_result(record["equations"], record["law"], record["dim"], target)
         for key in ("unrotated", "fidelity", "refit_error"):
             if key in old:
                 new[key] = old[key]
         if record.get("equations_weights"):
-            weights = verdict_of(record, record["equations_weights"])
+            weights = eqlgn.judge_result(record["equations_weights"], record["law"], record["dim"], target)
             new["weights_form"] = {k: weights[k] for k in ("passed", "status", "ood_r2")}
         record["judge"] = new
         components = record["significant_components"][: record["dim"]]
-        if not potential_target(record) and len(components) == record["dim"] and (job.directory / "model.pt").is_file():
+        if target == "force" and len(components) == record["dim"] and (job.directory / "model.pt").is_file():
             model = eqlgn.TrainedModel.load(job.directory / "model.pt").model
             network = eqlgn.judge_network(model, components, record["law"], record["dim"])
             record["network_judge"] = {k: network.to_dict()[k] for k in ("status", "ood_r2", "receiver_factor")}
         job.status = status_of(record)
-        tmp = job.directory / "result.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(tmp, job.directory / "result.json")
+        _write_json(job.directory / "result.json", record)
         count += 1
     return count
-
-
-def potential_target(record: dict) -> bool:
-    return record.get("target") == "potential"
-
-
-def verdict_of(record: dict, expressions: list[str]) -> dict:
-    """The current judge's verdict (as stored in result.json) on a run's expressions."""
-    if record.get("target") == "potential":
-        verdict = eqlgn.judge_potential(expressions[:1], record["law"], record["dim"])
-        return {**verdict.to_dict(), "target": "potential"}
-    return {**eqlgn.judge(expressions, record["law"], record["dim"]).to_dict(), "target": "force"}
 
 
 def keep(runs: list[str], dest: Path) -> int:
