@@ -239,7 +239,8 @@ MLP_RECOMMENDED: dict[str, Any] = {
     "edge": "mlp", "variant": "l1", "schedule": "linear", "l1": 0.05, "l1_end": 0.5, "hidden": 128,
     "batch_size": 256, "steps": 4000, "max_lr": 3e-3,
 }
-"""The MLP setting of the slow CI test: R² 0.95 and sparsity ratio 10.9 on spring (docs/results.md)."""
+"""The MLP L1 setting at a CPU budget. On spring it gives sparse messages linear in the force
+in 1 seed of 5 on an Intel Xeon and collapses them in 2 (docs/results.md): not reliable yet."""
 
 
 def recommended_config(edge: str = "eql", **overrides: Any) -> TrainConfig:
