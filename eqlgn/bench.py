@@ -99,15 +99,20 @@ def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "
     """
     import torch
 
+    from .build import build_model
+    from .config import TrainConfig, recommended_config
     from .data import GraphBatch
     from .layout import NodeLayout
-    from .train import TrainConfig, _forward, build_model, recommended_config, resolve_device, training_loss
+    from .objective import training_loss
+    from .phases import EQLPhaseSchedule
+    from .train import resolve_device, training_forward
 
     settings = {"batch_size": batch_size, "aggregation": aggregation, "device": device, "compile": compile}
-    config = TrainConfig(**settings) if edge == "mlp" else recommended_config("eql", **settings)
+    config = TrainConfig.from_flags(**settings) if edge == "mlp" else recommended_config("eql", **settings)
     target = resolve_device(device)
     model = build_model(config, NodeLayout(dim).width, dim).to(target)
-    forward = _forward(model, config, target, 1)
+    forward = training_forward(model, config, target, 1)
+    phases = EQLPhaseSchedule(config.schedule.phases, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     nodes = torch.randn(batch_size, n, NodeLayout(dim).width, device=target)
     mass = NodeLayout(dim).mass
@@ -117,14 +122,14 @@ def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "
         if i == 10:
             _sync(target)
             start = time.perf_counter()
-        loss, _, _ = training_loss(model, batch, config, 0, 1, forward=forward)
+        loss, _, _ = training_loss(model, batch, config, 0, phases, forward=forward)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     _sync(target)
     rate = steps * batch_size / (time.perf_counter() - start)
-    name = (f"MLP GN paper size (hidden {config.hidden}, msg {config.message_dim})" if edge == "mlp"
-            else f"EQL GN (node hidden {config.node_hidden or config.hidden})")
+    name = (f"MLP GN paper size (hidden {config.network.node.hidden}, msg {config.network.message_dim})"
+            if edge == "mlp" else f"EQL GN (node hidden {config.network.node.hidden})")
     if compile:
         name += ", compiled"
     return TrainingBenchmark(name, batch_size, aggregation, rate, rate * _linear_flops_per_graph(model, n) / 1e9)
@@ -145,11 +150,12 @@ def bench_extract(keep: float = 0.25, graphs: int = 500) -> float:
     """
     import torch
 
+    from .build import build_model
+    from .config import recommended_config
     from .data import ParticleDataset
     from .extraction import extract
     from .graph import complete_edges
     from .simulator import simulate
-    from .train import build_model, recommended_config
 
     data: ParticleDataset = simulate("spring", 2, 4, max(1, graphs // 100), seed=0, progress=False)
     model = build_model(recommended_config("eql", device="cpu"), 6, 2)

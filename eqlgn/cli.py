@@ -51,43 +51,28 @@ def _law(args: argparse.Namespace) -> str:
     return "spring" if args.law is None else args.law
 
 
-def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per dataclass field (``max_lr`` -> ``--max-lr``), typed from the hints."""
-    import dataclasses
-    import typing
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per training setting (``max_lr`` -> ``--max-lr``), typed and documented by its config field."""
+    from .config import FLAGS
 
-    hints = typing.get_type_hints(cls)
-    defaults = cls()
-    docs = _attribute_docs(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
+    for flag in FLAGS.values():
+        if flag.name == "seed":  # one --seed for the simulation and the training
             continue
-        kind = hints[f.name]
-        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-        if base not in (int, float, str):
-            continue
-        default = getattr(defaults, f.name)
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=base, default=None,
-                       help=f"{docs.get(f.name, '')} (default {default})")
-
-
-def _attribute_docs(cls) -> dict[str, str]:
-    """First line of each entry of the class docstring's ``Attributes:`` section."""
-    import re
-
-    docs: dict[str, str] = {}
-    for match in re.finditer(r"^\s{8}(\w+): (.+)$", cls.__doc__ or "", flags=re.MULTILINE):
-        docs.setdefault(match.group(1), match.group(2).strip().replace("%", "%%"))
-    return docs
+        name = f"--{flag.name.replace('_', '-')}"
+        if flag.name == "inputs":
+            p.add_argument(name, dest="inputs", default=None, help=flag.help,
+                           type=lambda t: [v.strip() for v in t.split(",") if v.strip()])
+        elif flag.type is bool:
+            p.add_argument(name, dest=flag.name, action="store_true", default=None, help=flag.help)
+        else:
+            default = "" if "default" in flag.help else f" (default {flag.default})"
+            p.add_argument(name, dest=flag.name, type=flag.type, default=None,
+                           help=flag.help.replace("%", "%%") + default)
 
 
 def _add_train_flags(p: argparse.ArgumentParser, out_required: bool = True) -> None:
-    from .train import TrainConfig
-
     _add_simulation_flags(p, steps_flag="--sim-steps")
-    _add_dataclass_flags(p, TrainConfig, skip=("seed",))
-    p.add_argument("--inputs", type=lambda t: [v.strip() for v in t.split(",") if v.strip()], default=None,
-                   help="comma-separated EQL edge inputs, e.g. dx,dy,r,inv_r,m1,m2 (default: the shared set)")
+    _add_config_flags(p)
     p.add_argument("--out", required=out_required, default=None,
                    help="run directory" + ("" if out_required else " (default runs/LAW-Dd-nN-EDGE-seedS)"))
     p.add_argument("--cache-dir", default="data/cache", help="dataset cache (default data/cache)")
@@ -100,22 +85,19 @@ def _add_train_flags(p: argparse.ArgumentParser, out_required: bool = True) -> N
 def _configs(args: argparse.Namespace, default_edge: str | None = None):
     """SimulationConfig and TrainConfig from parsed flags (one ``--seed`` for both).
 
-    With ``default_edge`` the flags override :func:`eqlgn.train.recommended_config` of the
-    chosen edge model; without, they override :class:`TrainConfig`'s defaults.
+    With ``default_edge`` the flags change :func:`eqlgn.recommended_config` of the chosen
+    edge model; without, :meth:`TrainConfig.from_flags`'s defaults (Cranmer et al.'s).
     """
-    import dataclasses
-
+    from .config import FLAGS, TrainConfig, recommended_config
     from .simulator import SimulationConfig
-    from .train import TrainConfig, recommended_config
 
     sim = SimulationConfig(law=_law(args), dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,
                            save_every=args.save_every, dt=args.dt, softening=args.softening,
                            charge_choices=args.charges, seed=args.seed)
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
-    given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    base = recommended_config(given.get("edge", default_edge)) if default_edge else None
-    train = dataclasses.replace(base, seed=args.seed, **given) if base else TrainConfig(seed=args.seed, **given)
-    return sim, train
+    given = {k: getattr(args, k) for k in FLAGS if k != "seed" and getattr(args, k, None) is not None}
+    if default_edge:
+        return sim, recommended_config(given.pop("edge", default_edge), seed=args.seed, **given)
+    return sim, TrainConfig.from_flags(seed=args.seed, **given)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("analyze", help="analyse the messages of a trained run; write figures")
-    p.add_argument("run", help="run directory written by 'eqlgn train'")
+    p.add_argument("run", help="run directory written by 'eqlgn train' or 'eqlgn run'")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=_cmd_analyze)
 
@@ -226,16 +208,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import format_result, load_data, run
+    from .pipeline import run
+    from .sources import DataSource
 
     sim, config = _configs(args, default_edge="eql")
-    data = None if args.data is None else load_data(args.data, args.law, args.derivative, args.window)
+    data = None if args.data is None else DataSource(args.data, args.derivative, args.window)
     result = run(args.law if data is not None else sim.law, sim.dim, sim.n, config.edge, args.seed, out=args.out,
                  sims=sim.sims, train=config,
                  prune_outliers=True if args.prune_outliers is None else args.prune_outliers,
                  cache_dir=args.cache_dir, resume=args.resume, progress=False if args.no_progress else None,
                  sr=args.sr, sr_budget=args.sr_budget, compose=args.compose, data=data)
-    print(format_result(result))
+    print(result.summary())
     return 0
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .equations import complexity, parse_equation
 from .errors import EqlgnError
+from .result import RESULT_FILE, RunResult
 
-RESULT_FILE = "result.json"
-REQUIRED_KEYS = ("law", "dim", "n_particles", "method", "seed", "equations", "judge", "seconds")
 COLUMNS = ("law", "dim", "n", "seed", "route", "gn", "passed", "ood_r2", "complexity", "train_s", "extract_s",
            "test_loss", "equations")
 
@@ -41,47 +39,30 @@ def find_results(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def read_result(path: str | os.PathLike) -> dict:
+def read_result(path: str | os.PathLike) -> RunResult:
     """Read one result file, checking that it is an eqlgn run result."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EqlgnError(f"{str(path)!r} is not a readable JSON result file ({exc})") from None
-    missing = [k for k in REQUIRED_KEYS if not isinstance(record, dict) or k not in record]
-    if missing:
-        raise EqlgnError(f"{str(path)!r} is not an eqlgn result (missing {', '.join(missing)})")
-    return record
+    return RunResult.load(path)
 
 
-def comparison_rows(results: Sequence[dict], digits: int = 3) -> list[dict]:
+def comparison_rows(results: Sequence[RunResult], digits: int = 3) -> list[dict]:
     """One row per run with the comparison columns (:data:`COLUMNS`), sorted by law, dim, n, route."""
     from .extraction import round_constants
 
     rows = []
     for result in results:
-        exprs = [parse_equation(e) for e in result["equations"]]
-        verdict = result["judge"] or {}
+        exprs = [parse_equation(e) for e in result.equations]
+        verdict = result.judge or {}
         ood = verdict.get("ood_r2")
         rows.append({
-            "law": result["law"], "dim": result["dim"], "n": result["n_particles"], "seed": result["seed"],
-            "route": result["method"], "gn": _gn_label(result), "passed": verdict.get("passed"),
+            "law": result.law, "dim": result.dim, "n": result.n_particles, "seed": result.seed,
+            "route": result.method, "gn": result.route.gn, "passed": verdict.get("passed"),
             "ood_r2": min(ood) if ood else None,
-            "complexity": result.get("complexity") or sum(complexity(e) for e in exprs),
-            "train_s": result["seconds"].get("train"), "extract_s": result["seconds"].get("extract"),
-            "test_loss": result.get("test_loss"),
+            "complexity": result.complexity or sum(complexity(e) for e in exprs),
+            "train_s": result.seconds.train, "extract_s": result.seconds.extract,
+            "test_loss": result.test_loss,
             "equations": "; ".join(str(round_constants(e, digits)) for e in exprs),
         })
     return sorted(rows, key=lambda r: (r["law"], r["dim"], r["n"], r["route"], r["seed"]))
-
-
-def _gn_label(result: dict) -> str:
-    """The GN behind a result: edge model and variant (``mlp l1-linear``, ``eql bottleneck``, ...)."""
-    train = (result.get("config") or {}).get("train") or {}
-    variant = train.get("variant", "")
-    if variant == "l1":
-        variant += f"-{train.get('schedule', 'constant')}"
-    model = " hamiltonian" if train.get("model") == "hamiltonian" else ""
-    return f"{result.get('edge_model', '?')} {variant}".strip() + model
 
 
 def _cell(value, column: str) -> str:

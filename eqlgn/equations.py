@@ -154,3 +154,14 @@ def pair_values(receiver: np.ndarray, sender: np.ndarray, dim: int) -> dict[str,
 def complexity(expr: sympy.Expr) -> int:
     """Number of nodes of the expression tree (PySR-style size)."""
     return int(sum(1 for _ in sympy.preorder_traversal(expr)))
+
+
+def unrotated(expressions: Sequence[sympy.Expr], dim: int) -> bool:
+    """Whether each expression depends on exactly one spatial axis (``dx`` or ``x1``/``x2``, ...).
+
+    A GN may learn messages that are any linear map of the force; "unrotated" ones line up
+    with the coordinate axes, which is what makes them readable one component at a time.
+    """
+    axes = [{f"d{a}", f"{a}1", f"{a}2"} for a in "xyz"[:dim]]
+    return all(sum(bool({s.name for s in as_expression(e).free_symbols} & axis) for axis in axes) == 1
+               for e in expressions)

@@ -35,7 +35,7 @@ import sympy
 
 from .analysis import MessageSample, analyze_messages, collect_messages
 from .data import ParticleDataset
-from .equations import SYMBOLS, complexity, evaluate, pair_values, to_vocabulary
+from .equations import SYMBOLS, complexity, evaluate, pair_values, to_vocabulary, unrotated
 from .errors import ConfigError
 from .models import GN, EQLEdge
 
@@ -272,7 +272,5 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
             refitted.append(weights[-1] if expression is None else round_constants(expression, digits))
             refit_errors.append(held_error)
     expressions = refitted if refit else weights
-    axes = [{SYMBOLS[f"d{a}"], SYMBOLS[f"{a}1"], SYMBOLS[f"{a}2"]} for a in "xyz"[: data.dim]]
-    unrotated = all(sum(bool(e.free_symbols & axis) for axis in axes) == 1 for e in expressions)
-    return Equations(expressions, analysis.components, unrotated, max(errors), dropped, weights,
+    return Equations(expressions, analysis.components, unrotated(expressions, data.dim), max(errors), dropped, weights,
                      refit_errors if refit else None)

@@ -47,7 +47,8 @@ class KineticEnergy(nn.Module):
 
 
 class HamiltonianGN(nn.Module):
-    """Hamiltonian GN over batches of complete graphs (see module docstring).
+    """Hamiltonian GN over batches of complete graphs (see module docstring); a
+    :class:`~eqlgn.models.GraphNetwork` whose one edge output (its "message") is the pair energy.
 
     Args:
         edge_model: maps ``(receiver, sender) -> [.., 1]`` pair energy.
@@ -57,16 +58,13 @@ class HamiltonianGN(nn.Module):
         canonical_weight: weight of the penalty on ``|∂U/∂v|²``.
     """
 
-    variant = "standard"
-    message_dim = 1
-    aggregation = "dense"
-
     def __init__(self, edge_model: EdgeModel, dim: int, kinetic: nn.Module | None = None,
                  energy_weight: float = 1e-6, canonical_weight: float = 1e-3):
         super().__init__()
         if edge_model.out_features != 1:
             raise ConfigError(f"a Hamiltonian GN's edge model outputs one pair energy, not {edge_model.out_features}")
         self.edge_model, self.dim = edge_model, dim
+        self.variant, self.message_dim = "standard", 1  # one unregularised output: the pair energy
         self.node_model = kinetic or KineticEnergy(dim)
         self.energy_weight, self.canonical_weight = energy_weight, canonical_weight
 

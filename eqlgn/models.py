@@ -18,6 +18,7 @@ Variants (:data:`VARIANTS`) differ only in the message and its regulariser:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -188,8 +189,30 @@ class GNOutput:
     penalty: torch.Tensor | None = None
 
 
+@runtime_checkable
+class GraphNetwork(Protocol):
+    """What the trainer, the extraction and the analysis need of a network.
+
+    :class:`GN` and :class:`eqlgn.hamiltonian.HamiltonianGN` both satisfy it: an edge model
+    whose outputs are read as messages (a force GN) or pair energies (a Hamiltonian GN), a
+    node model, the variant and message width the trainer's regulariser and the analysis
+    use, and a forward pass that returns a :class:`GNOutput`.
+    """
+
+    edge_model: EdgeModel
+    node_model: nn.Module
+    variant: str
+    message_dim: int
+
+    def edge_outputs(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Raw edge outputs ``[B, E, out]`` and receiver/sender indices ``[E]``."""
+        ...
+
+    def __call__(self, nodes: torch.Tensor) -> GNOutput: ...
+
+
 class GN(nn.Module):
-    """Graph network over batches of complete graphs.
+    """Graph network over batches of complete graphs (a :class:`GraphNetwork`).
 
     Args:
         edge_model: an :class:`EdgeModel`; its output width is ``message_dim`` (or twice

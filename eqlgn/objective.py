@@ -1,0 +1,81 @@
+"""The training objective: acceleration error, the variant's message regulariser, model penalties.
+
+The loss, per graph and averaged over the batch as in Cranmer et al.'s code, is the sum of
+absolute acceleration errors over the graph's particles and components plus the
+variant's message regulariser (logs report the plain mean absolute error):
+
+* ``l1``: ``coef(t) * (64 / n) * sum over the graph's edges of sum_k |m_k|``, ``coef``
+  from the :class:`~eqlgn.config.L1Schedule`. The factor 64 / n reproduces the effective
+  strength of Cranmer et al.'s code, which multiplies the coefficient by its batch size
+  (64) and divides by n; it is fixed, so the penalty does not change with our batch size;
+* ``kl``: ``kl * (64 / n) * sum over edges and components of KL(N(mu, sigma^2) || N(0, 1))``
+  (the same batch-size factor as Cranmer et al.'s code);
+* ``standard`` / ``bottleneck``: nothing.
+
+The message regulariser is off in the EQL's finetune phase; the EQL's weight penalty is on
+in its sparsify phase (:class:`~eqlgn.phases.EQLPhaseSchedule`); a model's own penalty
+(the Hamiltonian GN's, :attr:`GNOutput.penalty`) is always added.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .config import TrainConfig
+from .data import ParticleDataset, iterate_batches
+from .models import GNOutput, GraphNetwork, kl_to_standard_normal
+from .phases import EQLPhaseSchedule
+
+L1_REFERENCE_BATCH = 64  # Cranmer et al.'s code scales L1 and KL terms by its batch size (64) / n
+
+
+def message_penalty(out: GNOutput, config: TrainConfig, t: float) -> tuple[torch.Tensor, float]:
+    """The variant's message regulariser at training fraction ``t`` and its coefficient."""
+    schedule = config.schedule
+    if schedule.l1 is not None:
+        coef = schedule.l1.coefficient(t)
+        n = out.accelerations.shape[1]
+        per_graph = out.messages.abs().sum(dim=(1, 2)).mean()  # sum over the graph's edges
+        return coef * (L1_REFERENCE_BATCH / n) * per_graph, coef
+    if schedule.kl is not None:
+        n = out.accelerations.shape[1]
+        per_graph = kl_to_standard_normal(out.mean, out.logvar).sum(dim=(1, 2)).mean()
+        return schedule.kl * (L1_REFERENCE_BATCH / n) * per_graph, schedule.kl
+    return out.messages.new_zeros(()), 0.0
+
+
+def training_loss(model: GraphNetwork, batch, config: TrainConfig, step: int, phases: EQLPhaseSchedule,
+                  forward=None) -> tuple[torch.Tensor, float, float]:
+    """The objective at ``step`` (of ``phases.total``) for one batch.
+
+    Args:
+        forward: what runs the GN (its DDP / compiled / autocast wrapper); default ``model``.
+
+    Returns:
+        (loss tensor to minimise, mean absolute error of the batch, message coefficient).
+    """
+    out = (forward or model)(batch.nodes)
+    error = (out.accelerations - batch.accelerations).abs()
+    loss = error.sum(dim=(1, 2)).mean()  # per graph, as Cranmer et al.
+    if out.penalty is not None:
+        loss = loss + out.penalty
+    penalty, coef = message_penalty(out, config, step / phases.total)
+    if phases.phase(step) != "finetune":
+        loss = loss + penalty
+    weight = phases.weight_penalty(step)
+    if weight > 0:
+        loss = loss + weight * model.edge_model.penalty()
+    return loss, error.mean().item(), coef
+
+
+@torch.no_grad()
+def evaluate(model: GraphNetwork, data: ParticleDataset, device: torch.device, batch_size: int = 4096) -> float:
+    """Mean absolute error of the accelerations on ``data`` (evaluation mode)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in iterate_batches(data.tensors(device), batch_size, shuffle=False):
+        total += (model(batch.nodes).accelerations - batch.accelerations).abs().sum().item()
+        count += batch.accelerations.numel()
+    model.train(was_training)
+    return total / max(count, 1)
