@@ -299,7 +299,11 @@ class TrainConfig:
         edge_values = _section_values(edge_cls, values)
         if edge == "mlp":
             edge_values.update(hidden=hidden, layers=layers)
-        network = NetworkConfig(edge_cls(**edge_values), node, **_section_values(NetworkConfig, values))
+        network_values = _section_values(NetworkConfig, values)
+        fixed_width = kind == "hamiltonian" or values.get("variant", "l1") == "bottleneck"
+        if fixed_width:
+            network_values.pop("message_dim", None)
+        network = NetworkConfig(edge_cls(**edge_values), node, **network_values)
         schedule = ScheduleConfig(**_section_values(ScheduleConfig, values))
         variant, used = network.variant, set(_USED_ALWAYS) | _flags_of(edge_cls)
         if variant == "l1":
@@ -312,8 +316,8 @@ class TrainConfig:
         if edge == "eql":
             schedule.phases = EQLPhases(**_section_values(EQLPhases, values))
             used |= _flags_of(EQLPhases)
-        if kind == "hamiltonian" or variant == "bottleneck":
-            network.message_dim, used = None, used - {"message_dim"}
+        if fixed_width:
+            used.discard("message_dim")
         stray = sorted(set(given) - used)
         if stray:
             raise ConfigError(f"setting(s) {', '.join(stray)} do not apply to an {edge} {kind} GN of variant "

@@ -80,7 +80,7 @@ class RunResult:
     equations: list[str]
     judge: dict | None
     seconds: Timings
-    config: RunSettings
+    config: RunSettings | None  # None in hand-made records without settings
     target: str = "force"
     equations_weights: list[str] | None = None
     significant_components: list[int] = field(default_factory=list)
@@ -99,6 +99,8 @@ class RunResult:
     @property
     def route(self) -> Route:
         """How the law was read (:class:`eqlgn.routes.Route`)."""
+        if self.config is None:
+            return Route(self.edge_model, engine=None if self.method in ("eql", "none") else self.method)
         return Route.of(self.config.train, self.config.sr)
 
     @property
@@ -111,7 +113,7 @@ class RunResult:
     def to_dict(self) -> dict:
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         record["seconds"] = dataclasses.asdict(self.seconds)
-        record["config"] = self.config.to_dict()
+        record["config"] = None if self.config is None else self.config.to_dict()
         for optional in ("reread", "network_judge"):  # written only when set, as before
             if not record[optional]:
                 del record[optional]
@@ -127,8 +129,10 @@ class RunResult:
         values = {k: v for k, v in record.items() if k in known}
         values["seconds"] = Timings(**{k: v for k, v in record["seconds"].items()
                                        if k in {f.name for f in dataclasses.fields(Timings)}})
-        values["config"] = RunSettings.from_dict(record.get("config") or {"train": {}})
-        values.setdefault("edge_model", values["config"].train.edge)
+        settings = record.get("config")
+        values["config"] = None if settings is None else RunSettings.from_dict(settings)
+        if "edge_model" not in values:
+            values["edge_model"] = "mlp" if values["config"] is None else values["config"].train.edge
         return cls(**values)
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -1,12 +1,7 @@
 """Shared machinery of the experiment scripts: routes, jobs, a resumable parallel grid, TOML configs.
 
-A **route** names how the law is read:
-
-* ``eql`` — EQL edge model, equations from the weights (``eqlgn.recommended_config("eql")``);
-* ``mlp-VARIANT[-SCHEDULE][+ENGINE]`` — MLP edge model of that variant (``standard``,
-  ``bottleneck``, ``kl``, ``l1``; ``l1`` takes a schedule ``constant``, ``linear`` or
-  ``triangle``), its messages fitted by symbolic regression when ``+ENGINE`` (``operon``,
-  ``pysr``) is given. Example: ``mlp-l1-linear+operon``.
+A **route** names how the law is read (:class:`eqlgn.Route`: ``eql``,
+``mlp-VARIANT[-SCHEDULE][+ENGINE]`` such as ``mlp-l1-linear+operon``).
 
 A **condition** names the data a job trains on: ``exact`` (simulated accelerations),
 ``trajectories`` (positions only: written to CSV, read back, accelerations estimated by
@@ -33,43 +28,7 @@ from pathlib import Path
 
 import eqlgn
 
-SCHEDULES = ("constant", "linear", "triangle")
-VARIANTS = ("standard", "bottleneck", "kl", "l1")
-
-
-@dataclass(frozen=True)
-class Route:
-    """A parsed route name (see module docstring)."""
-
-    name: str
-    edge: str
-    variant: str | None = None
-    schedule: str | None = None
-    engine: str | None = None
-
-    @classmethod
-    def parse(cls, name: str) -> Route:
-        if name == "eql":
-            return cls(name, "eql")
-        body, _, engine = name.partition("+")
-        if not body.startswith("mlp-"):
-            raise eqlgn.ConfigError(f"route {name!r} is neither 'eql' nor 'mlp-VARIANT[-SCHEDULE][+ENGINE]'")
-        variant, _, schedule = body[4:].partition("-")
-        if variant not in VARIANTS or (schedule and (variant != "l1" or schedule not in SCHEDULES)):
-            raise eqlgn.ConfigError(f"route {name!r}: variant must be one of {VARIANTS} and only l1 takes a "
-                                    f"schedule ({', '.join(SCHEDULES)})")
-        return cls(name, "mlp", variant, schedule or None, engine or None)
-
-    def config(self, seed: int, steps: int | None = None) -> eqlgn.TrainConfig:
-        """The training config: the edge model's recommended one with this route's variant/schedule."""
-        overrides: dict = {"seed": seed}
-        if self.variant:
-            overrides["variant"] = self.variant
-        if self.schedule:
-            overrides["schedule"] = self.schedule
-        if steps:
-            overrides["steps"] = steps
-        return eqlgn.recommended_config(self.edge, **overrides)
+Route = eqlgn.Route  # route names: eqlgn/routes.py
 
 
 @dataclass(frozen=True)
@@ -153,9 +112,9 @@ def run_job(job: Job) -> dict:
         _write_json(job.directory / "failure.json", record)
         return record
     (job.directory / "failure.json").unlink(missing_ok=True)
-    verdict = result["judge"] or {}
+    verdict = result.judge or {}
     return {"job": job.directory.name, "status": "done", "passed": verdict.get("passed"),
-            "ood_r2": verdict.get("ood_r2"), "seconds": result["seconds"]["total"]}
+            "ood_r2": verdict.get("ood_r2"), "seconds": result.seconds.total}
 
 
 def _write_json(path: Path, record: dict) -> None:
@@ -225,12 +184,10 @@ def to_toml(record: dict, prefix: str = "") -> str:
 
 def save_config(out: Path, args: argparse.Namespace, jobs: list[Job]) -> Path:
     """Write ``OUT/config.toml``: the flags, the routes' training configs and the package version."""
-    from dataclasses import asdict
-
     out.mkdir(parents=True, exist_ok=True)
     record = {"eqlgn_version": eqlgn.__version__, "date": time.strftime("%Y-%m-%d"),
               "flags": dict(vars(args)),
-              "routes": {name: asdict(Route.parse(name).config(seed=0, steps=args.steps))
+              "routes": {name: Route.parse(name).config(seed=0, steps=args.steps).to_dict()
                          for name in sorted({job.route for job in jobs})}}
     path = out / "config.toml"
     tmp = path.with_suffix(".toml.tmp")
@@ -286,9 +243,9 @@ def law_main(law: str, doc: str) -> None:
     run_grid(jobs, args.jobs)
     for job in jobs:
         if job.done():
-            result = json.loads((job.directory / "result.json").read_text())
-            verdict = result["judge"] or {}
+            result = eqlgn.RunResult.load(job.directory)
+            verdict = result.judge or {}
             print(f"\n{job.directory.name}: {'RECOVERED' if verdict.get('passed') else 'not recovered'} "
-                  f"(OOD R² {verdict.get('ood_r2')}), {result['seconds']['total']:.0f} s")
-            for equation in result["equations"]:
+                  f"(OOD R² {verdict.get('ood_r2')}), {result.seconds.total:.0f} s")
+            for equation in result.equations:
                 print(f"  {equation}")

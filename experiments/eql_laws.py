@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 from pathlib import Path
 
@@ -29,14 +28,14 @@ def report(out: Path) -> str:
     rows = ["| law | D | n | seed | recovered | OOD R² per component | target | unrotated | terms "
             "| test MAE | seconds | equations |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(out.glob("*/result.json")):
-        r = json.loads(path.read_text())
-        j = r["judge"]
-        eqs = "<br>".join(f"`{e[:160]}{'…' if len(e) > 160 else ''}`" for e in r["equations"])
-        terms = sum(e.count("+") + e.count(" - ") + 1 for e in r["equations"])
-        rows.append(f"| {r['law']} | {r['dim']} | {r['n_particles']} | {r['seed']} | "
+        r = eqlgn.RunResult.load(path)
+        j = r.judge
+        eqs = "<br>".join(f"`{e[:160]}{'…' if len(e) > 160 else ''}`" for e in r.equations)
+        terms = sum(e.count("+") + e.count(" - ") + 1 for e in r.equations)
+        rows.append(f"| {r.law} | {r.dim} | {r.n_particles} | {r.seed} | "
                     f"{j.get('status', j['passed'])} | {', '.join(f'{v:.4f}' for v in j['ood_r2'])} | "
                     f"F/({j.get('receiver_factor', '1')}) | {'yes' if j.get('unrotated') else 'no'} | {terms} | "
-                    f"{r['test_loss']:.3f} | {r['seconds']['total']:.0f} | {eqs} |")
+                    f"{r.test_loss:.3f} | {r.seconds.total:.0f} | {eqs} |")
     return "\n".join(rows) + "\n"
 
 
@@ -61,7 +60,7 @@ def main() -> None:
                             continue
                         try:
                             result = eqlgn.run(law, dim, n, "eql", seed, out=target, progress=False)
-                            print(law, dim, n, seed, result["judge"], flush=True)
+                            print(law, dim, n, seed, result.judge, flush=True)
                         except eqlgn.EqlgnError as exc:  # record and go on with the grid
                             print(f"FAILED {law} {dim}D n={n} seed={seed}: {exc}", flush=True)
     table = report(out)

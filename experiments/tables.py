@@ -41,8 +41,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import _write_json
-
 import eqlgn
 
 BEGIN, END = "<!-- sweep-tables:begin -->", "<!-- sweep-tables:end -->"
@@ -66,7 +64,7 @@ class Job:
     route: str
     seed: int
     status: str
-    record: dict | None = None
+    record: eqlgn.RunResult | None = None
 
 
 def seeds_text(seeds) -> str:
@@ -84,27 +82,9 @@ def seeds_text(seeds) -> str:
     return f"{text} ({kind})"
 
 
-def route_of(result: dict) -> str:
-    """The route name (see experiments/common.py) a result was produced by."""
-    train = result["config"]["train"]
-    suffix = "-hamiltonian" if train.get("model") == "hamiltonian" else ""
-    if result["edge_model"] == "eql":
-        return "eql" + suffix
-    name = f"mlp-{train['variant']}" + (f"-{train['schedule']}" if train["variant"] == "l1" else "")
-    sr = result["config"].get("sr")
-    return name + suffix + (f"+{sr}" if sr else "")
-
-
-def load(runs: list[str]) -> list[tuple[Path, dict]]:
+def load(runs: list[str]) -> list[tuple[Path, eqlgn.RunResult]]:
     """Every finished run (directory, result record) under ``runs``."""
     return [(job.directory, job.record) for job in load_jobs(runs) if job.record is not None]
-
-
-def status_of(record: dict) -> str:
-    judge = record.get("judge")
-    if judge is None:
-        return "unjudged"
-    return judge.get("status") or ("passed" if judge.get("passed") else "failed")
 
 
 def load_jobs(runs: list[str]) -> list[Job]:
@@ -114,10 +94,12 @@ def load_jobs(runs: list[str]) -> list[Job]:
     jobs: dict[Path, Job] = {}
     for root in runs:
         for path in sorted(Path(root).rglob("result.json")):
-            record = json.loads(path.read_text())
-            if "config" in record and "judge" in record:
-                jobs[path.parent] = Job(path.parent, record["law"], record["dim"], record["n_particles"],
-                                        route_of(record), record["seed"], status_of(record), record)
+            try:
+                record = eqlgn.RunResult.load(path)
+            except eqlgn.EqlgnError:
+                continue  # not a run result
+            jobs[path.parent] = Job(path.parent, record.law, record.dim, record.n_particles,
+                                    record.route.name, record.seed, record.status, record)
         for path in sorted(Path(root).rglob("failure.json")):
             if path.parent not in jobs:
                 jobs[path.parent] = Job(path.parent, *parse_job_name(path.parent.name), "crashed")
@@ -142,24 +124,24 @@ def rejudge(jobs: list[Job]) -> int:
     count = 0
     for job in jobs:
         record = job.record
-        if record is None or record.get("judge") is None or not record.get("equations"):
+        if record is None or record.judge is None or not record.equations:
             continue
-        old, target = record["judge"], record.get("target", "force")
-        new = eqlgn.judge_result(record["equations"], record["law"], record["dim"], target)
+        old, target = record.judge, record.target
+        new = eqlgn.judge_result(record.equations, record.law, record.dim, target)
         for key in ("unrotated", "fidelity", "refit_error"):
             if key in old:
                 new[key] = old[key]
-        if record.get("equations_weights"):
-            weights = eqlgn.judge_result(record["equations_weights"], record["law"], record["dim"], target)
+        if record.equations_weights:
+            weights = eqlgn.judge_result(record.equations_weights, record.law, record.dim, target)
             new["weights_form"] = {k: weights[k] for k in ("passed", "status", "ood_r2")}
-        record["judge"] = new
-        components = record["significant_components"][: record["dim"]]
-        if target == "force" and len(components) == record["dim"] and (job.directory / "model.pt").is_file():
+        record.judge = new
+        components = record.significant_components[: record.dim]
+        if target == "force" and len(components) == record.dim and (job.directory / "model.pt").is_file():
             model = eqlgn.TrainedModel.load(job.directory / "model.pt").model
-            network = eqlgn.judge_network(model, components, record["law"], record["dim"])
-            record["network_judge"] = {k: network.to_dict()[k] for k in ("status", "ood_r2", "receiver_factor")}
-        job.status = status_of(record)
-        _write_json(job.directory / "result.json", record)
+            network = eqlgn.judge_network(model, components, record.law, record.dim)
+            record.network_judge = {k: network.to_dict()[k] for k in ("status", "ood_r2", "receiver_factor")}
+        job.status = record.status
+        record.save(job.directory / "result.json")
         count += 1
     return count
 
@@ -189,9 +171,9 @@ def recovery_table(jobs: list[Job]) -> tuple[str, dict]:
     for job in jobs:
         if job.status == "unjudged":
             continue
-        entries = [(job.route, job.status, job.record and job.record["judge"].get("unrotated"))]
-        if job.record is not None and "weights_form" in job.record["judge"]:
-            form = job.record["judge"]["weights_form"]
+        entries = [(job.route, job.status, job.record and job.record.judge.get("unrotated"))]
+        if job.record is not None and "weights_form" in job.record.judge:
+            form = job.record.judge["weights_form"]
             entries.append((job.route + " (weights form)",
                             form.get("status") or ("passed" if form["passed"] else "failed"), None))
         elif job.route == "eql" and job.record is None:
@@ -219,56 +201,56 @@ def recovery_table(jobs: list[Job]) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", grid
 
 
-def eql_runs_table(results: list[tuple[Path, dict]]) -> str:
+def eql_runs_table(results: list[tuple[Path, eqlgn.RunResult]]) -> str:
     """Every EQL force run: verdicts of the refitted and the weights form, R², time, the equations."""
     lines = ["| law | D | n | seed | recovered | weights form | OOD R² | test MAE | train s | equations (refitted) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    runs = [r for _, r in results if r["edge_model"] == "eql" and r.get("target", "force") == "force"
-            and r["judge"] is not None and r.get("data") is None]
-    for r in sorted(runs, key=lambda r: (r["law"], r["dim"], r["n_particles"], r["seed"])):
-        judge, weights = r["judge"], r["judge"].get("weights_form")
-        equations = "; ".join(f"`{e[:90]}{'…' if len(e) > 90 else ''}`" for e in r["equations"])
-        lines.append(f"| {r['law']} | {r['dim']} | {r['n_particles']} | {r['seed']} | "
-                     f"{'**passed**' if judge['passed'] else status_of(r)} | "
+    runs = [r for _, r in results if r.edge_model == "eql" and r.target == "force"
+            and r.judge is not None and r.data is None]
+    for r in sorted(runs, key=lambda r: (r.law, r.dim, r.n_particles, r.seed)):
+        judge, weights = r.judge, r.judge.get("weights_form")
+        equations = "; ".join(f"`{e[:90]}{'…' if len(e) > 90 else ''}`" for e in r.equations)
+        lines.append(f"| {r.law} | {r.dim} | {r.n_particles} | {r.seed} | "
+                     f"{'**passed**' if judge['passed'] else r.status} | "
                      f"{'–' if weights is None else weights.get('status', weights['passed'])} | "
-                     f"{', '.join(f'{v:.4f}' for v in judge['ood_r2'])} | {r['test_loss']:.3f} | "
-                     f"{r['seconds']['train']:.0f} | {equations} |")
+                     f"{', '.join(f'{v:.4f}' for v in judge['ood_r2'])} | {r.test_loss:.3f} | "
+                     f"{r.seconds.train:.0f} | {equations} |")
     return "\n".join(lines) + "\n"
 
 
-def variants_table(results: list[tuple[Path, dict]]) -> str:
+def variants_table(results: list[tuple[Path, eqlgn.RunResult]]) -> str:
     """MLP runs on 2D, 4 particles: mean over seeds of test loss, worst linear-fit R², sparsity, recovery."""
     rows: dict = defaultdict(list)
     for _, r in results:
-        if r["edge_model"] == "mlp" and r["dim"] == 2 and r["n_particles"] == 4:
-            rows[(r["law"], route_of(r))].append(r)
+        if r.edge_model == "mlp" and r.dim == 2 and r.n_particles == 4:
+            rows[(r.law, r.route.name)].append(r)
     lines = ["| law | route | runs | test MAE | linear-fit R² (worst component) | sparse (ratio ≥ 100) | recovered |",
              "|---|---|---|---|---|---|---|"]
     for (law, route), runs in sorted(rows.items()):
-        mae = sum(r["test_loss"] for r in runs) / len(runs)
-        r2 = sum(r["linear_fit_r2"] for r in runs) / len(runs)
-        sparse = sum(1 for r in runs if (r.get("sparsity_ratio") or 0) >= 100)
-        judged = [r for r in runs if r["judge"] is not None]
-        recovered = f"{sum(r['judge']['passed'] for r in judged)}/{len(judged)}" if judged else "no SR"
+        mae = sum(r.test_loss for r in runs) / len(runs)
+        r2 = sum(r.linear_fit_r2 for r in runs) / len(runs)
+        sparse = sum(1 for r in runs if (r.sparsity_ratio or 0) >= 100)
+        judged = [r for r in runs if r.judge is not None]
+        recovered = f"{sum(r.judge['passed'] for r in judged)}/{len(judged)}" if judged else "no SR"
         lines.append(f"| {law} | {route} | {len(runs)} | {mae:.4f} | {r2:.3f} | {sparse}/{len(runs)} | {recovered} |")
     return "\n".join(lines) + "\n"
 
 
-def composed_table(results: list[tuple[Path, dict]]) -> str:
+def composed_table(results: list[tuple[Path, eqlgn.RunResult]]) -> str:
     """GN test loss next to the composed symbolic model's, before and after refitting constants."""
     lines = ["| law | D | n | route | seed | GN test MAE | symbolic model | after constant refit | node equations |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for _, r in sorted(results, key=lambda x: (x[1]["law"], route_of(x[1]), x[1]["seed"])):
-        c = r.get("composed")
+    for _, r in sorted(results, key=lambda x: (x[1].law, x[1].route.name, x[1].seed)):
+        c = r.composed
         if not c:
             continue
         node = "; ".join(f"`{e[:70]}{'…' if len(e) > 70 else ''}`" for e in c["node_equations"])
-        lines.append(f"| {r['law']} | {r['dim']} | {r['n_particles']} | {route_of(r)} | {r['seed']} | "
+        lines.append(f"| {r.law} | {r.dim} | {r.n_particles} | {r.route.name} | {r.seed} | "
                      f"{c['gn_test_loss']:.4f} | {c['test_loss']:.4f} | {c['test_loss_refit']:.4f} | {node} |")
     return "\n".join(lines) + "\n"
 
 
-def ood_table(results: list[tuple[Path, dict]]) -> str:
+def ood_table(results: list[tuple[Path, eqlgn.RunResult]]) -> str:
     """Judge's OOD R² (worst component) of each run's equation next to its GN's own messages.
 
     Both are scored by the same fit on the same states (``eqlgn.judge_network``), so the
@@ -276,17 +258,17 @@ def ood_table(results: list[tuple[Path, dict]]) -> str:
     """
     rows: dict = defaultdict(list)
     for directory, r in results:
-        components = r["significant_components"][: r["dim"]]
-        if r["judge"] is None or r.get("target", "force") != "force" or len(components) != r["dim"]:
+        components = r.significant_components[: r.dim]
+        if r.judge is None or r.target != "force" or len(components) != r.dim:
             continue
-        if "network_judge" in r:  # stored by --rejudge while the model was at hand
-            network_r2 = r["network_judge"]["ood_r2"]
+        if r.network_judge is not None:  # stored by --rejudge while the model was at hand
+            network_r2 = r.network_judge["ood_r2"]
         elif (directory / "model.pt").is_file():
             model = eqlgn.TrainedModel.load(directory / "model.pt").model
-            network_r2 = eqlgn.judge_network(model, components, r["law"], r["dim"]).ood_r2
+            network_r2 = eqlgn.judge_network(model, components, r.law, r.dim).ood_r2
         else:
             continue
-        rows[(r["law"], r["dim"], r["n_particles"], route_of(r))].append((min(r["judge"]["ood_r2"]), min(network_r2)))
+        rows[(r.law, r.dim, r.n_particles, r.route.name)].append((min(r.judge["ood_r2"]), min(network_r2)))
     lines = ["| law | D | n | route | runs | equation OOD R² (median) | GN messages OOD R² (median) | "
              "equation ≥ network |", "|---|---|---|---|---|---|---|---|"]
     for (law, dim, n, route), pairs in sorted(rows.items()):
@@ -297,7 +279,7 @@ def ood_table(results: list[tuple[Path, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figures(results: list[tuple[Path, dict]], grid: dict, out: Path) -> list[str]:
+def figures(results: list[tuple[Path, eqlgn.RunResult]], grid: dict, out: Path) -> list[str]:
     """Heat map of the recovery grid, loss curves per variant, sparsity and scatter per law."""
     from eqlgn.plots import plot_loss_curves
 
@@ -306,13 +288,13 @@ def figures(results: list[tuple[Path, dict]], grid: dict, out: Path) -> list[str
     by_law: dict = defaultdict(dict)
     for directory, r in results:
         log = directory / "train_log.jsonl"
-        if r["dim"] == 2 and r["n_particles"] == 4 and r["seed"] == 0 and log.is_file():
-            by_law[r["law"]][route_of(r)] = [json.loads(line) for line in log.read_text().splitlines()]
+        if r.dim == 2 and r.n_particles == 4 and r.seed == 0 and log.is_file():
+            by_law[r.law][r.route.name] = [json.loads(line) for line in log.read_text().splitlines()]
             for name in ("sparsity", "messages"):
                 source = directory / f"{name}.png"
-                if route_of(r).startswith("mlp-l1-linear") and source.is_file():
-                    shutil.copyfile(source, out / f"{r['law']}_{name}.png")
-                    written.append(str(out / f"{r['law']}_{name}.png"))
+                if r.route.name.startswith("mlp-l1-linear") and source.is_file():
+                    shutil.copyfile(source, out / f"{r.law}_{name}.png")
+                    written.append(str(out / f"{r.law}_{name}.png"))
     for law, histories in by_law.items():
         written.append(str(plot_loss_curves(histories, out / f"{law}_loss_curves.png", f"{law} 2D n=4, seed 0")))
     return written
@@ -377,8 +359,8 @@ def main() -> None:
         print(f"kept {keep(args.runs, Path(args.keep))} files in {args.keep}")
     results = [(job.directory, job.record) for job in jobs if job.record is not None]
     recovery, grid = recovery_table(jobs)
-    seconds = [r["seconds"]["total"] for _, r in results]
-    devices = sorted({r["device"] for _, r in results})
+    seconds = [r.seconds.total for _, r in results]
+    devices = sorted({r.device for _, r in results})
     header = (f"## Sweep tables (generated by `experiments/tables.py`)\n\n"
               f"{len(jobs)} jobs ({len(results)} finished) from {', '.join(args.runs)}; seeds "
               f"{seeds_text(j.seed for j in jobs)} (seeds 0–4 are design seeds: they chose the configuration); "

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import eqlgn
 from eqlgn.analysis import analyze
-from eqlgn.pipeline import prepare_data
+from eqlgn.objective import evaluate
 from eqlgn.plots import plot_loss_curves, plot_message_scatter, plot_sparsity
 from eqlgn.simulator import SimulationConfig
-from eqlgn.train import TrainConfig, evaluate
+from eqlgn.sources import prepare_data
 
 RUNS = [("standard", "constant"), ("bottleneck", "constant"), ("kl", "constant"),
         ("l1", "constant"), ("l1", "linear"), ("l1", "triangle")]
@@ -46,8 +46,9 @@ def main() -> None:
     rows, histories = [], {}
     for variant, schedule in RUNS:
         name = variant if variant != "l1" else f"l1-{schedule}"
-        config = TrainConfig(variant=variant, schedule=schedule, hidden=args.hidden, batch_size=256,
-                             steps=args.steps, max_lr=3e-3, l1=args.l1, l1_end=args.l1_end, seed=args.seed)
+        l1 = {"schedule": schedule, "l1": args.l1, "l1_end": args.l1_end} if variant == "l1" else {}
+        config = eqlgn.TrainConfig.from_flags(variant=variant, hidden=args.hidden, batch_size=256, steps=args.steps,
+                                              max_lr=3e-3, seed=args.seed, **l1)
         start = time.perf_counter()
         trained = eqlgn.fit(train, config, val=val, out=out / name, progress=None)
         seconds = time.perf_counter() - start

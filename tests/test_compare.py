@@ -10,6 +10,7 @@ import pytest
 from eqlgn.cli import main
 from eqlgn.comparison import comparison_rows, read_result
 from eqlgn.errors import EqlgnError
+from eqlgn.result import RunResult
 
 
 def result(law: str, method: str, equations: list[str], passed: bool, ood: list[float], train: float) -> dict:
@@ -57,7 +58,7 @@ def test_compare_refuses_files_that_are_not_results(tmp_path, capsys):
 def test_equations_in_result_files_are_parsed_safely():
     record = result("spring", "operon", ["__import__('os').getcwd()", "dx"], False, [0.1, 0.1], 1.0)
     with pytest.raises(EqlgnError, match="__import__"):
-        comparison_rows([record])
+        comparison_rows([RunResult.from_dict(record)])
 
 
 def test_mlp_run_with_operon_writes_an_sr_result(tmp_path):
@@ -68,13 +69,12 @@ def test_mlp_run_with_operon_writes_an_sr_result(tmp_path):
     out = tmp_path / "run"
     record = eqlgn.run("spring", 2, 4, edge="mlp", seed=0, out=out, sims=40, train=config, cache_dir=None,
                        progress=False, sr="operon", sr_budget=5, compose=True)
-    assert record["method"] == "operon" and len(record["equations"]) == 2
-    assert set(record["judge"]) >= {"passed", "status", "ood_r2", "receiver_factor", "condition"}
-    assert record["composed"]["splits"]["scored_on"] == "test"
-    assert record["composed"]["engine"] == "operon" and len(record["composed"]["node_equations"]) == 2
-    assert all(np.isfinite(record["composed"][k]) for k in ("test_loss", "test_loss_refit", "gn_test_loss"))
+    assert record.method == "operon" and len(record.equations) == 2 and record.route.name == "mlp-l1-linear+operon"
+    assert set(record.judge) >= {"passed", "status", "ood_r2", "receiver_factor", "condition"}
+    assert record.composed["engine"] == "operon" and len(record.composed["node_equations"]) == 2
+    assert all(np.isfinite(record.composed[k]) for k in ("test_loss", "test_loss_refit", "gn_test_loss"))
     saved = json.loads((out / "result.json").read_text())
-    assert saved["equations"] == record["equations"]
+    assert saved["equations"] == record.equations
     fits = json.loads((out / "sr_fits.json").read_text())
     assert len(fits) == 2 and all(f["engine"] == "operon" and f["candidates"] for f in fits)
     with pytest.raises(eqlgn.ConfigError, match="did you mean 'operon'"):

@@ -31,7 +31,8 @@ def test_routes_parse_and_refuse_unknown_names():
     route = Route.parse("mlp-l1-triangle+operon")
     assert (route.edge, route.variant, route.schedule, route.engine) == ("mlp", "l1", "triangle", "operon")
     config = route.config(seed=3, steps=50)
-    assert (config.variant, config.schedule, config.seed, config.steps) == ("l1", "triangle", 3, 50)
+    assert (config.variant, config.schedule.l1.shape, config.seed, config.schedule.steps) == ("l1", "triangle", 3, 50)
+    assert route.name == "mlp-l1-triangle+operon" and eqlgn.Route.of(config, "operon") == route
     for bad in ("mlp-l2", "gnn", "mlp-kl-linear", "mlp-l1-cosine"):
         with pytest.raises(eqlgn.ConfigError, match="route"):
             Route.parse(bad)
@@ -117,11 +118,11 @@ def test_tables_are_generated_into_results_md(tmp_path):
         assert re.fullmatch(rf"\| spring \| 2 \| 3 \| {re.escape(route)} \| 1 \| -?[0-9.]+ \| -?[0-9.]+ \| [01]/1 \|",
                             line), line
     # re-judging from the stored equations reproduces the verdict the run wrote
-    before = {job.directory: job.record["judge"] for job in load_jobs([str(tmp_path / "runs")]) if job.record}
+    before = {job.directory: job.record.judge for job in load_jobs([str(tmp_path / "runs")]) if job.record}
     assert rejudge(load_jobs([str(tmp_path / "runs")])) == 2
     for job in load_jobs([str(tmp_path / "runs")]):
         if job.record:
-            assert job.record["judge"]["ood_r2"] == pytest.approx(before[job.directory]["ood_r2"], abs=1e-9)
+            assert job.record.judge["ood_r2"] == pytest.approx(before[job.directory]["ood_r2"], abs=1e-9)
     doc = tmp_path / "results.md"
     doc.write_text("# Results\n\nhand-written text\n")
     write_section(doc, "generated A\n")

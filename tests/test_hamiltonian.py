@@ -80,11 +80,11 @@ def test_hamiltonian_run_writes_a_potential_result(tmp_path):
     config = eqlgn.recommended_config("eql", model="hamiltonian", steps=30)
     result = eqlgn.run("spring", 2, 3, edge="eql", out=tmp_path / "run", sims=10, train=config, cache_dir=None,
                        progress=False)
-    assert result["target"] == "potential" and len(result["equations"]) == 1
-    assert result["judge"]["target"] == "potential" and len(result["judge"]["ood_r2"]) == 2  # the force -dU/dx1
+    assert result.target == "potential" and len(result.equations) == 1
+    assert result.judge["target"] == "potential" and len(result.judge["ood_r2"]) == 2  # the force -dU/dx1
     # potentials are not refitted (their unidentifiable parts would take the terms): weights form only
-    assert result["equations"] == result["equations_weights"] and result["judge"]["refit_error"] is None
-    assert result["judge"]["weights_form"]["ood_r2"] == result["judge"]["ood_r2"]
+    assert result.equations == result.equations_weights and result.judge["refit_error"] is None
+    assert result.judge["weights_form"]["ood_r2"] == result.judge["ood_r2"]
     with pytest.raises(ConfigError, match="one scalar edge output"):
         eqlgn.recommended_config("mlp", model="hamiltonian")
 

@@ -19,7 +19,8 @@ WORKER = textwrap.dedent("""
     from eqlgn import parallel
     data = eqlgn.simulate("spring", 2, 4, 10, seed=0, steps=100, progress=False)
     train = data.subset(list(range(192)))
-    config = eqlgn.TrainConfig(hidden=16, layers=2, message_dim=8, batch_size=64, epochs=3, device="cpu", seed=0)
+    config = eqlgn.TrainConfig.from_flags(hidden=16, layers=2, message_dim=8, batch_size=64, epochs=3, device="cpu",
+                                          seed=0)
     trained = eqlgn.fit(train, config, out=sys.argv[2], progress=False)
     torch.save(trained.model.state_dict(), f"{sys.argv[1]}/rank{parallel.rank()}.pt")
 """)
@@ -36,7 +37,8 @@ def test_two_gloo_processes_match_single_process_training(tmp_path):
     rank0 = torch.load(tmp_path / "rank0.pt")
     rank1 = torch.load(tmp_path / "rank1.pt")
     data = eqlgn.simulate("spring", 2, 4, 10, seed=0, steps=100, progress=False)
-    config = eqlgn.TrainConfig(hidden=16, layers=2, message_dim=8, batch_size=64, epochs=3, device="cpu", seed=0)
+    config = eqlgn.TrainConfig.from_flags(hidden=16, layers=2, message_dim=8, batch_size=64, epochs=3, device="cpu",
+                                          seed=0)
     single = eqlgn.fit(data.subset(list(range(192))), config, progress=False).model.state_dict()
     for name, tensor in single.items():
         torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0, msg=name)  # replicas agree exactly
@@ -49,7 +51,8 @@ RAGGED_WORKER = textwrap.dedent("""
     from eqlgn import parallel
     data = eqlgn.simulate("spring", 2, 4, 10, seed=0, steps=100, progress=False)
     train = data.subset(list(range(int(sys.argv[3]))))
-    config = eqlgn.TrainConfig(hidden=16, layers=2, message_dim=8, batch_size=64, epochs=3, device="cpu", seed=0)
+    config = eqlgn.TrainConfig.from_flags(hidden=16, layers=2, message_dim=8, batch_size=64, epochs=3, device="cpu",
+                                          seed=0)
     trained = eqlgn.fit(train, config, progress=False)
     torch.save(trained.model.state_dict(), f"{sys.argv[1]}/rank{parallel.rank()}.pt")
 """)

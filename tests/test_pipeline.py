@@ -9,9 +9,10 @@ import torch
 
 import eqlgn
 from eqlgn.cli import main
+from eqlgn.config import recommended_config
 from eqlgn.equations import parse_equation
 from eqlgn.extraction import extract
-from eqlgn.train import fit, recommended_config
+from eqlgn.train import fit
 
 TINY = dict(hidden=32, layers=2, batch_size=64, steps=60, device="cpu")
 RESULT_KEYS = {"law", "dim", "n_particles", "edge_model", "method", "seed", "equations",
@@ -30,11 +31,12 @@ def test_run_writes_the_documented_result(tmp_path):
     for text in saved["equations"]:
         parse_equation(text)  # every saved equation reads back through the safe parser
     assert set(saved["judge"]) >= {"ood_r2", "passed"}
-    assert saved["config"]["train"]["edge"] == "eql"
+    assert saved["config"]["train"]["network"]["edge"]["kind"] == "eql" and saved["version"] == 2
     assert saved["seconds"]["total"] >= saved["seconds"]["train"] > 0
     for name in ("sparsity.png", "messages.png", "loss.png", "model.pt", "checkpoint.pt"):
         assert (tmp_path / "run" / name).stat().st_size > 0
-    assert result["equations"] == saved["equations"]
+    back = eqlgn.RunResult.load(tmp_path / "run")
+    assert result.equations == saved["equations"] == back.equations and back.status == result.status
     assert len(saved["equations_weights"]) == 2
     assert set(saved["judge"]["weights_form"]) == {"passed", "status", "ood_r2"}
     assert len(saved["judge"]["refit_error"]) == 2
@@ -48,9 +50,9 @@ def test_a_finished_run_read_again_keeps_its_training_and_its_training_time(tmp_
     before = eqlgn.TrainedModel.load(tmp_path / "run" / "model.pt").model.state_dict()
     again = eqlgn.run("spring", resume=True, **args)
     after = eqlgn.TrainedModel.load(tmp_path / "run" / "model.pt").model.state_dict()
-    assert again["reread"] is True and "reread" not in first
-    assert again["seconds"]["train"] == first["seconds"]["train"]
-    assert again["equations"] == first["equations"] and again["test_loss"] == first["test_loss"]
+    assert again.reread is True and first.reread is False
+    assert again.seconds.train == first.seconds.train
+    assert again.equations == first.equations and again.test_loss == first.test_loss
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 

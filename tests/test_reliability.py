@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 import eqlgn
 from eqlgn._io import LOCK_FILE, run_lock
 from eqlgn.cli import main
+from eqlgn.config import TrainConfig
 from eqlgn.data import ParticleDataset
 from eqlgn.errors import DatasetError, EqlgnError
 from eqlgn.models import GN, MLPEdge, NodeMLP
-from eqlgn.train import TrainConfig, fit
+from eqlgn.train import fit
 
 CLI = [sys.executable, "-m", "eqlgn"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -32,7 +33,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def small_config(**overrides) -> TrainConfig:
     base = dict(hidden=16, layers=2, message_dim=8, batch_size=64, epochs=3, max_lr=1e-3, device="cpu")
-    return TrainConfig(**(base | overrides))
+    return TrainConfig.from_flags(**(base | overrides))
 
 
 # --- run-directory lock ----------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class FaultyNode(NodeMLP):
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(small_spring, tmp_path):
     train, _, _ = small_spring.split(seed=0)
     config = small_config(epochs=5, batch_size=512)
-    per_epoch = config.steps_per_epoch(len(train))
+    per_epoch = config.schedule.steps_per_epoch(len(train))
     model = GN(MLPEdge(6, 8, 16, 2), FaultyNode(6, 8, 2, 16, 2, after=2 * per_epoch + 1), "l1")
     with pytest.raises(EqlgnError, match="training loss became nan .*last good checkpoint is kept"):
         fit(train, config, out=tmp_path, model=model, progress=False)

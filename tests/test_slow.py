@@ -36,19 +36,20 @@ def run_one(kind: str, seed: int, root: str) -> dict:
     out, cache = Path(root) / f"{kind}-seed{seed}", Path(root) / "cache"
     try:
         if kind == "eql":
-            return eqlgn.run("spring", 2, 4, edge="eql", seed=seed, out=out, cache_dir=cache, progress=False)
+            return eqlgn.run("spring", 2, 4, edge="eql", seed=seed, out=out, cache_dir=cache,
+                             progress=False).to_dict()
         if kind == "trajectories":
             simulated = eqlgn.simulate("spring", dim=2, n=4, sims=1000, seed=seed, progress=False, cache_dir=cache)
             path = eqlgn.save_trajectories(simulated, Path(root) / f"trajectories-seed{seed}.csv")
-            return eqlgn.run("spring", edge="eql", seed=seed, out=out, data=path, progress=False)
+            return eqlgn.run("spring", edge="eql", seed=seed, out=out, data=path, progress=False).to_dict()
         if kind == "hamiltonian":
             config = eqlgn.recommended_config("eql", model="hamiltonian", steps=4000, seed=seed)
             return eqlgn.run("spring", 2, 4, edge="eql", seed=seed, out=out, train=config, cache_dir=cache,
-                             progress=False)
+                             progress=False).to_dict()
         if kind == "mlp":
             config = eqlgn.recommended_config("mlp", variant="bottleneck", steps=4000, seed=seed)
             return eqlgn.run("spring", 2, 4, edge="mlp", seed=seed, out=out, sims=500, train=config,
-                             cache_dir=cache, progress=False)
+                             cache_dir=cache, progress=False).to_dict()
     except Exception as exc:  # a crash is a failure of that seed, reported with its traceback
         return {"crashed": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     raise ValueError(f"unknown kind {kind!r}")

@@ -7,8 +7,13 @@ import pytest
 import torch
 
 import eqlgn
+from eqlgn.build import build_model
+from eqlgn.checkpoint import TrainedModel, TrainingState
+from eqlgn.config import L1Schedule, TrainConfig
 from eqlgn.errors import ConfigError, EqlgnError
-from eqlgn.train import TrainConfig, TrainedModel, build_model, fit, l1_coefficient, training_loss
+from eqlgn.objective import training_loss
+from eqlgn.phases import EQLPhaseSchedule
+from eqlgn.train import fit
 
 
 @pytest.mark.parametrize(
@@ -16,15 +21,17 @@ from eqlgn.train import TrainConfig, TrainedModel, build_model, fit, l1_coeffici
     [("constant", (0.01, 0.01, 0.01)), ("linear", (0.01, 0.055, 0.1)), ("triangle", (0.01, 0.1, 0.01))],
 )
 def test_schedules_at_start_middle_end(schedule, expected):
-    got = tuple(l1_coefficient(schedule, t, 0.01, 0.1) for t in (0.0, 0.5, 1.0))
+    got = tuple(L1Schedule(0.01, 0.1, schedule).coefficient(t) for t in (0.0, 0.5, 1.0))
     assert got == pytest.approx(expected)
     with pytest.raises(ConfigError, match="did you mean 'linear'"):
-        l1_coefficient("linar", 0.5)
+        L1Schedule(0.01, 0.1, "linar")
 
 
 def small_config(**kw) -> TrainConfig:
     base = dict(hidden=32, layers=2, message_dim=16, batch_size=32, device="cpu", augment=0.0)
-    return TrainConfig(**(base | kw))
+    if kw.get("variant") == "bottleneck":
+        del base["message_dim"]  # the bottleneck fixes its message width
+    return TrainConfig.from_flags(**(base | kw))
 
 
 @pytest.mark.parametrize("variant", ["standard", "bottleneck", "l1", "kl"])
@@ -38,7 +45,7 @@ def test_each_variant_loss_falls(small_spring, variant):
         model.train()  # the KL variant samples its messages, as in training
         torch.manual_seed(1)
         with torch.no_grad():
-            return training_loss(model, batch, config, 0, 200)[0].item()
+            return training_loss(model, batch, config, 0, EQLPhaseSchedule(config.schedule.phases, 200))[0].item()
 
     before = objective(build_model(config, 6, 2))
     after = objective(fit(train, config, progress=False).model)
@@ -68,21 +75,19 @@ class _Stop(Exception):
 
 def _train_until_epoch(train, val, config, out, stop_epoch):
     """Run fit and raise out of it right after the checkpoint of ``stop_epoch`` is written."""
-    import eqlgn.train as T
+    original = TrainingState.save
 
-    original = T._save_checkpoint
-
-    def save_then_maybe_stop(path, model, optimizer, scheduler, epoch, *args):
-        original(path, model, optimizer, scheduler, epoch, *args)
-        if epoch == stop_epoch:
+    def save_then_maybe_stop(state, run_dir):
+        original(state, run_dir)
+        if state.epoch == stop_epoch:
             raise _Stop
 
-    T._save_checkpoint = save_then_maybe_stop
+    TrainingState.save = save_then_maybe_stop
     try:
         with pytest.raises(_Stop):
             fit(train, config, val=val, out=out, progress=False)
     finally:
-        T._save_checkpoint = original
+        TrainingState.save = original
 
 
 def test_corrupt_checkpoint_is_reported(small_spring, tmp_path):
@@ -107,7 +112,7 @@ def test_model_save_load_round_trip(small_spring, tmp_path):
 )
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        TrainConfig(**kwargs)
+        TrainConfig.from_flags(**kwargs)
 
 
 def test_analysis_finds_planted_sparse_linear_messages():
