@@ -24,8 +24,9 @@ _EXPORTS = {
     # data
     "ParticleDataset": "data",
     "DatasetMeta": "data",
-    "GraphBatch": "data",
-    "load_dataset": "data",
+    "GraphBatch": "batching",
+    "load_dataset": "dataset_io",
+    "save_dataset": "dataset_io",
     "node_feature_names": "data",
     "NodeLayout": "layout",
     # simulation

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .data import ParticleDataset, iterate_batches
+from .batching import sample_batches
+from .data import ParticleDataset
+from .fitting import linear_fit
 from .laws import get_law
 from .layout import NodeLayout
 from .models import GN, kl_to_standard_normal
@@ -60,12 +62,9 @@ def collect_messages(model: GN, data: ParticleDataset, max_graphs: int = 5000,
     """Run ``model`` on up to ``max_graphs`` graphs of ``data`` and record every edge."""
     law = get_law(data.meta.law) if data.meta.law is not None else None
     device = next(model.parameters()).device
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(data), size=min(max_graphs, len(data)), replace=False)
-    subset = data.subset(np.sort(pick))
     model.eval()
     parts: dict[str, list[np.ndarray]] = {"messages": [], "kl": [], "receiver": [], "sender": []}
-    for batch in iterate_batches(subset.tensors(device), 2048, shuffle=False):
+    for batch in sample_batches(data, max_graphs, seed, device):
         raw, receivers, senders = model.edge_outputs(batch.nodes)
         if model.variant == "kl":
             mean, logvar = raw[..., : model.message_dim], raw[..., model.message_dim :]
@@ -83,13 +82,9 @@ def collect_messages(model: GN, data: ParticleDataset, max_graphs: int = 5000,
 
 
 def linear_fit_r2(y: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
-    """Least-squares fit ``y ≈ x @ a + b``; returns (R^2, coefficients ``[a..., b]``)."""
-    design = np.column_stack([x, np.ones(len(x))])
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    residual = y - design @ coef
-    total = ((y - y.mean()) ** 2).sum()
-    r2 = 1.0 - (residual**2).sum() / total if total > 0 else 0.0
-    return float(r2), coef
+    """Least-squares fit ``y ≈ x @ a + b`` (:func:`eqlgn.fitting.linear_fit`); returns (R^2, ``[a..., b]``)."""
+    coef, r2 = linear_fit(y, x)
+    return r2[0], coef[:, 0]
 
 
 @dataclass

@@ -99,9 +99,9 @@ def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "
     """
     import torch
 
+    from .batching import GraphBatch
     from .build import build_model
     from .config import TrainConfig, recommended_config
-    from .data import GraphBatch
     from .layout import NodeLayout
     from .objective import training_loss
     from .phases import EQLPhaseSchedule

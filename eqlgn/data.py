@@ -9,31 +9,24 @@ A dataset is a set of graph snapshots of ``n`` particles in ``D`` dimensions:
 * ``times``          ``[S]`` float32, the snapshot's time within its simulation.
 * ``meta``           :class:`DatasetMeta` (law, sizes, integration settings, seed, ...).
 
-Files are ``.npz`` with those four arrays plus ``meta`` (a JSON string); they are
-written atomically and checked on load (missing arrays, shapes, NaN/inf, unknown
-law, newer format version, truncated file), each with an error that names the
-problem.
+Every dataset is checked when it is made (shapes, NaN/inf, unknown law, newer format
+version), each fault with an error that names it. Reading and writing files is
+:mod:`eqlgn.dataset_io`; torch tensors and batches of graphs are :mod:`eqlgn.batching`
+(this module does not import torch).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ._io import atomic_write
 from .errors import DatasetError
 from .laws import LAWS
 from .layout import NodeLayout
-
-if TYPE_CHECKING:  # torch is imported lazily: the dataset alone does not need it
-    import torch
 
 FORMAT_VERSION = 1
 ARRAYS = ("nodes", "accelerations", "sim_ids", "times")
@@ -100,19 +93,6 @@ class DatasetMeta:
         if missing:
             raise DatasetError(f"dataset metadata lacks {sorted(missing)}; re-create the file")
         return cls(**{k: v for k, v in raw.items() if k in known})
-
-
-@dataclass
-class GraphBatch:
-    """A batch of ``B`` complete graphs of the same size, as tensors on one device.
-
-    Attributes:
-        nodes: ``[B, n, F]`` node features (see module docstring for the order).
-        accelerations: ``[B, n, D]`` targets.
-    """
-
-    nodes: torch.Tensor
-    accelerations: torch.Tensor
 
 
 @dataclass
@@ -238,51 +218,17 @@ class ParticleDataset:
 
     # ---------------------------------------------------------------------- I/O
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the dataset to ``path`` (``.npz``) atomically."""
-        meta = json.dumps(asdict(self.meta))
+        """Write the dataset to ``path`` (``.npz``) atomically (:func:`eqlgn.dataset_io.save_dataset`)."""
+        from .dataset_io import save_dataset
 
-        def write(handle):
-            np.savez(handle, nodes=self.nodes, accelerations=self.accelerations,
-                     sim_ids=self.sim_ids, times=self.times, meta=np.array(meta))
-
-        return atomic_write(path, write)
+        return save_dataset(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ParticleDataset:
-        """Read and validate a dataset file; every fault raises DatasetError naming it."""
-        path = Path(path)
-        if not path.is_file():
-            raise DatasetError(f"dataset file {str(path)!r} does not exist")
-        try:
-            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-                missing = [name for name in (*ARRAYS, "meta") if name not in archive.files]
-                if missing:
-                    raise DatasetError(
-                        f"{path}: missing array(s) {missing}; is this an eqlgn dataset? "
-                        f"(it holds {sorted(archive.files)})"
-                    )
-                arrays = {name: archive[name] for name in ARRAYS}
-                raw_meta = str(archive["meta"])
-        except DatasetError:
-            raise
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-            raise DatasetError(
-                f"{path}: cannot read as .npz ({type(exc).__name__}: {exc}); the file is "
-                "truncated or not a dataset: re-create it"
-            ) from exc
-        try:
-            meta = DatasetMeta.from_dict(json.loads(raw_meta))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise DatasetError(f"{path}: metadata is not valid JSON ({exc})") from exc
-        for name in ("nodes", "accelerations", "times"):
-            if not np.issubdtype(arrays[name].dtype, np.number):
-                raise DatasetError(f"{path}: array {name!r} is not numeric ({arrays[name].dtype})")
-        if not np.issubdtype(arrays["sim_ids"].dtype, np.integer):
-            raise DatasetError(f"{path}: array 'sim_ids' must hold integers, not {arrays['sim_ids'].dtype}")
-        try:
-            return cls(meta=meta, **arrays)
-        except DatasetError as exc:
-            raise DatasetError(f"{path}: {exc}") from None
+        """Read and validate a dataset file (:func:`eqlgn.dataset_io.load_dataset`)."""
+        from .dataset_io import load_dataset
+
+        return load_dataset(path)
 
     # ------------------------------------------------------------ preprocessing
     def prune_outliers(self, whisker: float = 1.5) -> tuple[ParticleDataset, int]:
@@ -357,70 +303,3 @@ class ParticleDataset:
         groups = (sims[:n_train], sims[n_train : n_train + n_val], sims[n_train + n_val :])
         return tuple(self.subset(np.isin(self.sim_ids, g)) for g in groups)  # type: ignore[return-value]
 
-    # ------------------------------------------------------------------ batches
-    def tensors(self, device: str | torch.device = "cpu") -> GraphBatch:
-        """The whole dataset as one :class:`GraphBatch` on ``device`` (float32)."""
-        import torch
-
-        return GraphBatch(
-            torch.as_tensor(self.nodes, device=device),
-            torch.as_tensor(self.accelerations, device=device),
-        )
-
-    def batches(
-        self,
-        batch_size: int,
-        device: str | torch.device = "cpu",
-        shuffle: bool = True,
-        seed: int = 0,
-        augment: float = 0.0,
-    ) -> Iterator[GraphBatch]:
-        """Iterate over the dataset in batches of whole graphs, as tensors on ``device``.
-
-        The data move to the device once; each batch is an index slice (no per-graph
-        Python work). See :func:`iterate_batches` for the arguments.
-        """
-        return iterate_batches(self.tensors(device), batch_size, shuffle, seed, augment, self.dim)
-
-
-def iterate_batches(
-    data: GraphBatch,
-    batch_size: int,
-    shuffle: bool = True,
-    seed: int = 0,
-    augment: float = 0.0,
-    dim: int | None = None,
-) -> Iterator[GraphBatch]:
-    """Yield batches of graphs from tensors that already sit on their device.
-
-    Args:
-        data: all graphs, ``nodes [S, n, F]`` and ``accelerations [S, n, D]``.
-        batch_size: graphs per batch (the last batch may be smaller).
-        shuffle: draw a random order (``torch.Generator`` seeded with ``seed``).
-        seed: seed for the order and the augmentation, so epochs are reproducible.
-        augment: standard deviation of one random translation per graph added to the
-            positions (Cranmer et al. add such a shift); 0 disables it.
-        dim: spatial dimension (defaults to the acceleration width).
-    """
-    import torch
-
-    if batch_size <= 0:
-        raise DatasetError(f"batch_size must be positive, got {batch_size}")
-    count = data.nodes.shape[0]
-    dim = dim or data.accelerations.shape[-1]
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
-    order = order.to(data.nodes.device)
-    for start in range(0, count, batch_size):
-        index = order[start : start + batch_size]
-        nodes = data.nodes[index]
-        if augment > 0:
-            shift = torch.randn(len(index), 1, dim, generator=generator) * augment
-            nodes = nodes.clone()
-            nodes[..., NodeLayout(dim).position] += shift.to(nodes.device)
-        yield GraphBatch(nodes, data.accelerations[index])
-
-
-def load_dataset(path: str | os.PathLike) -> ParticleDataset:
-    """Read and validate an eqlgn dataset file (see :meth:`ParticleDataset.load`)."""
-    return ParticleDataset.load(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import sympy
@@ -165,3 +166,24 @@ def unrotated(expressions: Sequence[sympy.Expr], dim: int) -> bool:
     axes = [{f"d{a}", f"{a}1", f"{a}2"} for a in "xyz"[:dim]]
     return all(sum(bool({s.name for s in as_expression(e).free_symbols} & axis) for axis in axes) == 1
                for e in expressions)
+
+
+def torch_function(exprs: Sequence[sympy.Expr], params: Sequence[sympy.Symbol] = ()):
+    """Expressions compiled once to torch: ``f(values, theta=()) -> [N, len(exprs)]``.
+
+    ``values`` maps vocabulary symbol names to tensors ``[N]`` (extra names are ignored);
+    ``theta`` gives the values of ``params`` (constants being fitted), so the result is
+    differentiable in both. Constant expressions are broadcast to ``[N]``.
+    """
+    import torch
+
+    exprs = [to_vocabulary(as_expression(e)) for e in exprs]
+    used = sorted({s.name for e in exprs for s in e.free_symbols if s.name in SYMBOLS})
+    fns = [sympy.lambdify([list(params), [SYMBOLS[name] for name in used]], e, "torch") for e in exprs]
+
+    def evaluate_torch(values: Mapping[str, Any], theta: Sequence = ()) -> Any:
+        like = next(iter(values.values()))
+        args = [values[name] for name in used]
+        return torch.stack([torch.as_tensor(fn(list(theta), args)) * torch.ones_like(like) for fn in fns], dim=-1)
+
+    return evaluate_torch

@@ -35,7 +35,7 @@ import sympy
 
 from .analysis import MessageSample, analyze_messages, collect_messages
 from .data import ParticleDataset
-from .equations import SYMBOLS, complexity, evaluate, pair_values, to_vocabulary, unrotated
+from .equations import complexity, evaluate, pair_values, to_vocabulary, torch_function, unrotated
 from .errors import ConfigError
 from .models import GN, EQLEdge
 
@@ -83,17 +83,8 @@ class Equations:
 
     def torch(self) -> Callable:
         """A function mapping tensors of the used symbols (keyword arguments) to a ``[N, D]`` tensor."""
-        import torch
-
-        used = sorted({s.name for e in self.expressions for s in e.free_symbols})
-        fns = [sympy.lambdify([SYMBOLS[n] for n in used], e, "torch") for e in self.expressions]
-
-        def evaluate_torch(**values):
-            first = next(iter(values.values()))
-            cols = [torch.as_tensor(fn(*[values[n] for n in used])) * torch.ones_like(first) for fn in fns]
-            return torch.stack(cols, dim=-1)
-
-        return evaluate_torch
+        evaluate_torch = torch_function(self.expressions)
+        return lambda **values: evaluate_torch(values)
 
     def complexity(self) -> int:
         """Total expression-tree size."""

@@ -46,6 +46,7 @@ import sympy
 
 from .equations import as_expression, complexity, evaluate
 from .errors import ConfigError
+from .fitting import linear_fit
 from .laws import get_law
 from .layout import NodeLayout
 
@@ -240,19 +241,7 @@ def scale_free_fit(phi: np.ndarray, target: np.ndarray, size: np.ndarray) -> tup
         singular value with both sides standardised by their weighted RMS).
     """
     w = 1.0 / size**2
-    root = np.sqrt(w)
-    design = np.column_stack([target, np.ones(len(target))])
-    weighted = design * root[:, None]
-    norms = np.linalg.norm(weighted, axis=0)
-    norms[norms == 0] = 1.0
-    coef, *_ = np.linalg.lstsq(weighted / norms, phi * root[:, None], rcond=None)
-    coef = coef / norms[:, None]
-    residual = phi - design @ coef
-    r2 = []
-    for c in range(phi.shape[1]):
-        mean = (w * phi[:, c]).sum() / w.sum()
-        total = (w * (phi[:, c] - mean) ** 2).sum()
-        r2.append(float(1.0 - (w * residual[:, c] ** 2).sum() / total) if total > 0 else 0.0)
+    coef, r2 = linear_fit(phi, target, w)
     a_matrix = coef[:-1].T  # [D out, D in]
     rms_target = np.sqrt((w[:, None] * target**2).sum(axis=0) / w.sum())
     rms_phi = np.sqrt((w[:, None] * phi**2).sum(axis=0) / w.sum())

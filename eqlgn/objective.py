@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import torch
 
+from .batching import iterate_batches, to_tensors
 from .config import TrainConfig
-from .data import ParticleDataset, iterate_batches
+from .data import ParticleDataset
 from .models import GNOutput, GraphNetwork, kl_to_standard_normal
 from .phases import EQLPhaseSchedule
 
@@ -74,7 +75,7 @@ def evaluate(model: GraphNetwork, data: ParticleDataset, device: torch.device, b
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for batch in iterate_batches(data.tensors(device), batch_size, shuffle=False):
+    for batch in iterate_batches(to_tensors(data, device), batch_size, shuffle=False):
         total += (model(batch.nodes).accelerations - batch.accelerations).abs().sum().item()
         count += batch.accelerations.numel()
     model.train(was_training)

@@ -76,12 +76,12 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def shard(batch, rank: int, world: int):
-    """This process's slice ``rank::world`` of a global :class:`~eqlgn.data.GraphBatch`.
+    """This process's slice ``rank::world`` of a global :class:`~eqlgn.batching.GraphBatch`.
 
     The batch is first cut to a multiple of ``world`` graphs so the slices are equally
     large; ``None`` when it holds fewer than ``world`` graphs (every process then skips it).
     """
-    from .data import GraphBatch
+    from .batching import GraphBatch
 
     usable = batch.nodes.shape[0] // world * world
     if usable == 0:

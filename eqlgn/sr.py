@@ -128,6 +128,7 @@ def fit_symbolic(
     y: np.ndarray,
     variable_names: Sequence[str],
     engine: str = "operon",
+    *,
     budget: int = 100,
     seed: int = 0,
     max_samples: int = 4000,

@@ -25,10 +25,11 @@ import sympy
 import torch
 
 from .analysis import MessageSample
-from .data import ParticleDataset, iterate_batches
-from .equations import SUMMED_SYMBOL_NAMES, SYMBOLS, evaluate, pair_values, to_vocabulary
+from .batching import sample_batches
+from .data import ParticleDataset
+from .equations import SUMMED_SYMBOL_NAMES, evaluate, pair_values, to_vocabulary, torch_function
 from .errors import ConfigError
-from .graph import aggregate
+from .graph import aggregate, complete_edges
 from .layout import NodeLayout
 from .models import GN
 from .sr import SymbolicFit, fit_symbolic
@@ -67,11 +68,9 @@ def node_sample(model: GN, data: ParticleDataset, components: Sequence[int], max
         raise ConfigError(f"the node model can be fitted on at most {len(SUMMED_SYMBOL_NAMES)} message "
                           f"components, got {len(components)}")
     device = next(model.parameters()).device
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(data), size=min(max_graphs, len(data)), replace=False))
     model.eval()
     sums, nodes, accelerations = [], [], []
-    for batch in iterate_batches(data.subset(pick).tensors(device), 2048, shuffle=False):
+    for batch in sample_batches(data, max_graphs, seed, device):
         raw, receivers, _ = model.edge_outputs(batch.nodes)
         summed = aggregate(raw[..., : model.message_dim], receivers, batch.nodes.shape[1], model.aggregation)
         sums.append(summed[..., list(components)].flatten(0, 1).cpu().numpy())
@@ -115,16 +114,9 @@ class ComposedModel:
             raise ConfigError(f"a composed model needs {self.dim} node expressions, got {len(self.node)}")
 
     def predict(self, nodes: np.ndarray) -> np.ndarray:
-        """Accelerations ``[B, n, D]`` for node features ``nodes [B, n, F]``."""
-        nodes = np.asarray(nodes, dtype=np.float64)
-        b, n, f = nodes.shape
-        receivers, senders = _pairs(n)
-        pairs = pair_values(nodes[:, receivers].reshape(-1, f), nodes[:, senders].reshape(-1, f), self.dim)
-        messages = evaluate(self.edge, pairs).reshape(b, n, n - 1, len(self.edge)).sum(axis=2)
-        flat = nodes.reshape(-1, f)
-        values = pair_values(flat, flat, self.dim)
-        values.update(_summed_values(messages.reshape(b * n, -1)))
-        return evaluate(self.node, values).reshape(b, n, self.dim)
+        """Accelerations ``[B, n, D]`` for node features ``nodes [B, n, F]`` (NumPy, float64)."""
+        edge, node = (lambda values: evaluate(self.edge, values)), (lambda values: evaluate(self.node, values))
+        return compose_forward(np.asarray(nodes, dtype=np.float64), edge, node, self.dim)
 
     def loss(self, data: ParticleDataset, max_graphs: int | None = None) -> float:
         """Mean absolute error of the accelerations (the GN's test metric)."""
@@ -150,7 +142,12 @@ class ComposedModel:
         subset = data if len(data) <= max_graphs else data.subset(np.arange(max_graphs))
         nodes = torch.as_tensor(subset.nodes, dtype=torch.float64)
         target = torch.as_tensor(subset.accelerations, dtype=torch.float64)
-        forward = _torch_forward(templates[: len(self.edge)], templates[len(self.edge):], params, self.dim)
+        edge_fn = torch_function(templates[: len(self.edge)], params)
+        node_fn = torch_function(templates[len(self.edge):], params)
+
+        def forward(theta: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+            return compose_forward(nodes, lambda v: edge_fn(v, theta), lambda v: node_fn(v, theta), self.dim)
+
         optimizer = torch.optim.LBFGS([theta], max_iter=steps, line_search_fn="strong_wolfe")
 
         def closure():
@@ -173,33 +170,20 @@ def _summed_values(summed):
     return {name: summed[:, k] for k, name in enumerate(SUMMED_SYMBOL_NAMES[: summed.shape[1]])}
 
 
-def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Receiver-major ordered pairs ``i != j`` (the order of :func:`eqlgn.graph.complete_edges`)."""
-    receivers = np.repeat(np.arange(n), n - 1)
-    senders = np.array([j for i in range(n) for j in range(n) if j != i])
-    return receivers, senders
+def compose_forward(nodes, edge, node, dim: int):
+    """The GN's computation with symbolic parts, for NumPy arrays and torch tensors alike.
 
-
-def _torch_forward(edge: list[sympy.Expr], node: list[sympy.Expr], params, dim: int):
-    """A differentiable (torch) version of :meth:`ComposedModel.predict` with constants as ``theta``."""
-    edge_symbols = sorted({s.name for e in edge for s in e.free_symbols if s.name in SYMBOLS})
-    node_symbols = sorted({s.name for e in node for s in e.free_symbols if s.name in SYMBOLS})
-    edge_fns = [sympy.lambdify([params, [SYMBOLS[s] for s in edge_symbols]], e, "torch") for e in edge]
-    node_fns = [sympy.lambdify([params, [SYMBOLS[s] for s in node_symbols]], e, "torch") for e in node]
-
-    def columns(fns, values, names, theta, like):
-        args = [values[s] for s in names]
-        return torch.stack([torch.as_tensor(fn(list(theta), args)) * torch.ones_like(like) for fn in fns], dim=-1)
-
-    def forward(theta: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-        b, n, f = nodes.shape
-        receivers, senders = (torch.as_tensor(a) for a in _pairs(n))
-        pairs = pair_values(nodes[:, receivers].reshape(-1, f), nodes[:, senders].reshape(-1, f), dim)
-        messages = columns(edge_fns, pairs, edge_symbols, theta, pairs["r"]).reshape(b, n, n - 1, -1).sum(2)
-        flat = nodes.reshape(-1, f)
-        values = pair_values(flat, flat, dim)
-        values.update(_summed_values(messages.reshape(b * n, -1)))
-        return columns(node_fns, values, node_symbols, theta, values["m1"]).reshape(b, n, dim)
-
-    return forward
-
+    ``edge(values) -> [E·B, K]`` messages from pair values, summed over each receiver's
+    senders (the edge order of :func:`eqlgn.graph.complete_edges`), then
+    ``node(values) -> [B·n, D]`` from the receiver's values and ``s1 .. sK``; returns ``[B, n, D]``.
+    """
+    b, n, f = nodes.shape
+    receivers, senders = complete_edges(n)
+    if isinstance(nodes, np.ndarray):
+        receivers, senders = receivers.numpy(), senders.numpy()
+    pairs = pair_values(nodes[:, receivers].reshape(-1, f), nodes[:, senders].reshape(-1, f), dim)
+    messages = edge(pairs).reshape(b, n, n - 1, -1).sum(2)
+    flat = nodes.reshape(-1, f)
+    values = pair_values(flat, flat, dim)
+    values.update(_summed_values(messages.reshape(b * n, -1)))
+    return node(values).reshape(b, n, dim)

@@ -22,10 +22,11 @@ import torch
 
 from . import parallel
 from ._io import run_lock
+from .batching import iterate_batches, to_tensors
 from .build import build_model
 from .checkpoint import DataShape, TrainedModel, TrainingState
 from .config import TrainConfig
-from .data import ParticleDataset, iterate_batches
+from .data import ParticleDataset
 from .errors import ConfigError, EqlgnError
 from .graph import complete_edges
 from .models import EQLEdge, GraphNetwork
@@ -138,7 +139,7 @@ class _Trainer:
         from tqdm.auto import tqdm
 
         config, state = self.config, self.start(model, run_dir, resume)
-        tensors = self.train.tensors(self.device)
+        tensors = to_tensors(self.train, self.device)
         if not state.history and isinstance(state.model.edge_model, EQLEdge):
             sample = tensors.nodes[: 4096]
             receivers, senders = complete_edges(sample.shape[1], self.device)

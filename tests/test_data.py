@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from eqlgn import DatasetError, DatasetMeta, ParticleDataset, load_dataset
+from eqlgn.batching import batches
 
 
 def test_round_trip_preserves_everything(small_spring, tmp_path):
@@ -126,20 +127,20 @@ def test_split_by_simulation_has_no_overlap(small_spring):
 
 def test_batches_cover_every_graph_once_and_augment_shifts_positions(small_spring):
     seen = []
-    for batch in small_spring.batches(batch_size=64, shuffle=True, seed=3):
+    for batch in batches(small_spring, batch_size=64, shuffle=True, seed=3):
         assert isinstance(batch.nodes, torch.Tensor) and batch.nodes.shape[1:] == (4, 6)
         seen.append(batch.nodes)
     nodes = torch.cat(seen)
     assert nodes.shape[0] == len(small_spring)
     assert sorted(nodes[:, 0, 0].tolist()) == sorted(small_spring.nodes[:, 0, 0].tolist())
-    batch = next(small_spring.batches(8, shuffle=False, augment=3.0))
+    batch = next(batches(small_spring, 8, shuffle=False, augment=3.0))
     plain = torch.as_tensor(small_spring.nodes[:8])
     shift = batch.nodes[..., :2] - plain[..., :2]
     assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-5)  # one shift per graph
     assert shift.abs().max() > 0.1
     assert torch.equal(batch.nodes[..., 2:], plain[..., 2:])
     with pytest.raises(DatasetError, match="batch_size must be positive"):
-        next(small_spring.batches(0))
+        next(batches(small_spring, 0))
 
 
 def test_constructor_validates_masses():

@@ -75,7 +75,7 @@ def test_a_last_batch_smaller_than_the_world_neither_hangs_nor_gives_an_empty_sh
 
 
 def test_shards_are_equal_and_never_empty():
-    from eqlgn.data import GraphBatch
+    from eqlgn.batching import GraphBatch
 
     def batch(size):
         return GraphBatch(torch.arange(size, dtype=torch.float32)[:, None, None], torch.zeros(size, 1, 1))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import eqlgn
+from eqlgn.batching import to_tensors
 from eqlgn.build import build_model
 from eqlgn.checkpoint import TrainedModel, TrainingState
 from eqlgn.config import L1Schedule, TrainConfig
@@ -39,7 +40,7 @@ def test_each_variant_loss_falls(small_spring, variant):
     """The variant's full objective (data + message regulariser) falls on held-out graphs."""
     train, val, _ = small_spring.split(seed=0)
     config = small_config(variant=variant, steps=200, max_lr=3e-3)
-    batch = val.tensors("cpu")
+    batch = to_tensors(val, "cpu")
 
     def objective(model):
         model.train()  # the KL variant samples its messages, as in training
