@@ -85,6 +85,18 @@ class DatasetMeta:
         if not self.feature_names and self.dim in (2, 3):
             self.feature_names = node_feature_names(self.dim)
 
+    def check(self) -> None:
+        """Raise DatasetError naming the first fault of the metadata (version, law, sizes)."""
+        if self.format_version > FORMAT_VERSION:
+            raise DatasetError(f"dataset format version {self.format_version} is newer than this eqlgn "
+                               f"understands ({FORMAT_VERSION}); upgrade eqlgn")
+        if self.law is not None and self.law not in LAWS:
+            raise DatasetError(f"dataset names unknown force law {self.law!r}; valid: {', '.join(sorted(LAWS))}")
+        if self.dim not in (2, 3):
+            raise DatasetError(f"dataset dim must be 2 or 3, got {self.dim}")
+        if self.n_particles < 2:
+            raise DatasetError(f"dataset needs at least 2 particles per graph, got {self.n_particles}")
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DatasetMeta:
         """Build from a parsed JSON dict, ignoring keys this version does not know."""
@@ -116,19 +128,7 @@ class ParticleDataset:
     def validate(self) -> None:
         """Check shapes, dtypes, finiteness and metadata; raise DatasetError naming the fault."""
         meta = self.meta
-        if meta.format_version > FORMAT_VERSION:
-            raise DatasetError(
-                f"dataset format version {meta.format_version} is newer than this eqlgn "
-                f"understands ({FORMAT_VERSION}); upgrade eqlgn"
-            )
-        if meta.law is not None and meta.law not in LAWS:
-            raise DatasetError(
-                f"dataset names unknown force law {meta.law!r}; valid: {', '.join(sorted(LAWS))}"
-            )
-        if meta.dim not in (2, 3):
-            raise DatasetError(f"dataset dim must be 2 or 3, got {meta.dim}")
-        if meta.n_particles < 2:
-            raise DatasetError(f"dataset needs at least 2 particles per graph, got {meta.n_particles}")
+        meta.check()
         s, n, d = len(self.nodes), meta.n_particles, meta.dim
         expected = {
             "nodes": (s, n, NodeLayout(d).width),
@@ -143,9 +143,8 @@ class ParticleDataset:
                     f"array {name!r} has shape {actual}, expected {shape} "
                     f"(S={s} snapshots, n={n}, D={d} from the metadata)"
                 )
-        if len(meta.feature_names) != NodeLayout(d).width:
-            raise DatasetError(f"metadata lists {len(meta.feature_names)} feature names, "
-                               f"expected {NodeLayout(d).width}")
+        if len(meta.feature_names) != (width := NodeLayout(d).width):
+            raise DatasetError(f"metadata lists {len(meta.feature_names)} feature names, expected {width}")
         for name in ("nodes", "accelerations", "times"):
             bad = ~np.isfinite(getattr(self, name))
             if bad.any():
