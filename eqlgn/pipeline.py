@@ -272,11 +272,8 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
     target, law, dim = target_for(plan.config.network.kind), plan.law, data.dim
     if plan.config.edge == "eql":
         recovered = extract(model, data, refit=target.refit)
-        if target.name == "force":
-            expressions, weights = recovered.expressions, recovered.weights_expressions
-        else:  # a potential's refit is off; only its identifiable part is reported
-            expressions = target.clean(recovered.expressions, 3)
-            weights = target.clean(recovered.weights_expressions, 3)
+        expressions = target.clean(recovered.expressions, 3)
+        weights = target.clean(recovered.weights_expressions, 3)
         found = _Found(expressions, "eql", None, weights)
         if law is not None:
             found.verdict = target.verdict(expressions, law, dim)
