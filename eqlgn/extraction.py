@@ -86,6 +86,13 @@ class Equations:
         evaluate_torch = torch_function(self.expressions)
         return lambda **values: evaluate_torch(values)
 
+    def pytorch(self, dim: int):
+        """The equations as a torch edge model (:class:`eqlgn.symbolic_edge.SymbolicEdge`): message
+        ``k`` is expression ``k``, every constant a trainable parameter."""
+        from .symbolic_edge import SymbolicEdge
+
+        return SymbolicEdge(self.expressions, dim, len(self.expressions))
+
     def complexity(self) -> int:
         """Total expression-tree size."""
         return sum(complexity(e) for e in self.expressions)

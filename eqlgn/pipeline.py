@@ -214,10 +214,12 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
         composed = _compose(plan, trained.model, (train_set, fit_split, test), analysis.components,
                             found.expressions, gn_loss)
     plan.tick("compose")
+    symbolic = _symbolic_network(plan, trained.model, found, analysis.components, (train_set, val, test))
+    plan.tick("symbolic")
     clock = plan.clock
     seconds = Timings(clock["simulate"] - clock["start"], clock["train"] - clock["simulate"],
                       clock["extract"] - clock["train"], clock["compose"] - clock["extract"],
-                      clock["compose"] - clock["start"])
+                      clock["symbolic"] - clock["start"], clock["symbolic"] - clock["compose"])
     dataset = plan.dataset
     result = RunResult(
         law=plan.law, dim=test.dim, n_particles=test.n_particles, edge_model=plan.config.edge, method=found.method,
@@ -229,6 +231,7 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
         judge=found.verdict,
         complexity=sum(complexity(e) for e in found.expressions) if found.expressions else None,
         test_loss=gn_loss, composed=composed, seconds=seconds, device=str(device),
+        symbolic_network=None if symbolic is None else symbolic.to_dict(),
         data=None if dataset is None else {"derivatives": dataset.meta.derivatives, "noise": dataset.meta.noise,
                                            "snapshots": len(dataset)},
         config=plan.settings)
@@ -240,6 +243,22 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
     write_figures(directory.path, analysis, sample, {plan.config.edge: trained.history},
                   f"{plan.law or 'data'} {test.dim}D n={test.n_particles}, {plan.config.edge}")
     return result
+
+
+SYMBOLIC_FRACTION = 0.1  # fine-tuning steps of the symbolic network, as a fraction of the training steps
+
+
+def _symbolic_network(plan: _Plan, model, found: _Found, components: list[int], splits: tuple):
+    """EQL force runs: the GN with the recovered expressions as its edge model, fine-tuned (``symbolic_edge``)."""
+    from .symbolic_edge import symbolic_network
+
+    network = plan.config.network
+    if network.edge_kind != "eql" or network.kind != "force" or network.variant not in ("standard", "bottleneck"):
+        return None
+    if len(found.expressions) != len(components) or not len(splits[0]):
+        return None
+    steps = max(1, int(SYMBOLIC_FRACTION * plan.config.total_steps(len(splits[0]))))
+    return symbolic_network(model, found.expressions, components, splits, steps, plan.seed)
 
 
 def _finished_result(directory: RunDirectory) -> RunResult | None:

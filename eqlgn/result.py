@@ -35,11 +35,12 @@ class Timings:
     extract: float = 0.0
     compose: float = 0.0
     total: float = 0.0
+    symbolic: float = 0.0  # the symbolic network: the formula in place of the edge model, fine-tuned
 
     def reread(self, before: Timings) -> Timings:
         """Timings of a finished run read again: its original simulation and training, the new extraction."""
-        simulate, train = before.simulate, before.train
-        return Timings(simulate, train, self.extract, self.compose, simulate + train + self.extract + self.compose)
+        simulate, train, rest = before.simulate, before.train, self.extract + self.compose + self.symbolic
+        return Timings(simulate, train, self.extract, self.compose, simulate + train + rest, self.symbolic)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class RunResult:
     complexity: int | None = None
     test_loss: float | None = None
     composed: dict | None = None
+    symbolic_network: dict | None = None
     device: str = "cpu"
     data: dict | None = None
     reread: bool = False
@@ -167,6 +169,13 @@ class RunResult:
             if verdict is not None and "weights_form" in verdict:
                 lines.append(f"    (judge of this form: {verdict['weights_form']['status']}, "
                              f"R^2 {[round(v, 5) for v in verdict['weights_form']['ood_r2']]})")
+        if self.symbolic_network:
+            s = self.symbolic_network
+            tuned = ("diverged" if s["ratio"] is None else
+                     f"{s['test_loss_finetuned']:.4g} ({s['ratio']:.2f}x the GN's {s['gn_test_loss']:.4g})")
+            read = "not finite" if s["test_loss_as_read"] is None else f"{s['test_loss_as_read']:.4g}"
+            lines.append(f"the formula as the edge model: test MAE {read} as read, "
+                         f"after fine-tuning its constants and the node model {tuned}")
         if self.composed:
             c = self.composed
             lines.append(f"composed symbolic model ({c['engine']} node model): test MAE {c['test_loss']:.4g}, "

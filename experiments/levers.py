@@ -1,0 +1,61 @@
+"""Try a lever on the EQL recipe: the same runs with some recipe flags changed, on design seeds.
+
+    python experiments/levers.py --laws charge --seeds 0 1 2 3 --lever products32 --out runs/levers
+
+A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``);
+``baseline`` is the recipe unchanged. Each job is ``eqlgn.run(law, 2, 4, "eql", seed)`` in
+``OUT/LEVER/LAW-seedS`` (skipped when its result.json exists); two at a time. Prints one
+row per job: status, GN test MAE, seconds, equations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import eqlgn
+
+LEVERS: dict[str, dict] = {
+    "baseline": {},
+    "products32": {"eql_product": 32},
+    "steps32k": {"steps": 32000},
+    "lr1e-2": {"max_lr": 1e-2},
+    "init2": {"eql_init": 2.0},
+}
+
+
+def job(law: str, seed: int, lever: str, out: str) -> tuple:
+    import torch
+
+    torch.set_num_threads(1)
+    target = Path(out) / lever / f"{law}-seed{seed}"
+    if (target / "result.json").is_file():
+        result = eqlgn.RunResult.load(target)
+    else:
+        config = eqlgn.recommended_config("eql", seed=seed, **LEVERS[lever])
+        result = eqlgn.run(law, 2, 4, "eql", seed, out=target, train=config, progress=False)
+    return lever, law, seed, result.status, result.test_loss, result.seconds.total, result.equations
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--laws", nargs="+", default=["charge"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    parser.add_argument("--lever", nargs="+", default=["baseline"], choices=sorted(LEVERS))
+    parser.add_argument("--out", default="runs/levers")
+    args = parser.parse_args(argv)
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(job, law, seed, lever, args.out)
+                   for lever in args.lever for law in args.laws for seed in args.seeds]
+        for future in futures:
+            lever, law, seed, status, loss, seconds, equations = future.result()
+            shown = "; ".join(equations)[:200]
+            print(f"| {lever} | {law} | {seed} | {status} | {loss:.3f} | {seconds:.0f} | {shown} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
