@@ -331,6 +331,49 @@ def plot_recovery_grid(grid: dict, path: Path) -> str:
     return str(path)
 
 
+FIT_FACTOR = 2.0  # a GN "fits" when its test MAE is within this factor of the recovered runs' median
+
+
+def diagnosis(job: Job, reference: float | None) -> str:
+    """Why a job did not recover its law: crashed, missing, judge borderline, GN did not fit, refit chose wrong terms.
+
+    ``reference``: median GN test MAE of the recovered runs of the same law and system (of any
+    law of the system when that law has none); a GN above ``FIT_FACTOR`` × that did not fit.
+    """
+    if job.status in ("crashed", "missing"):
+        return job.status
+    if job.status == "borderline":
+        return "judge borderline"
+    if reference is None:
+        return "not diagnosed (no recovered run to compare the GN with)"
+    loss = job.record.test_loss
+    if loss > FIT_FACTOR * reference:
+        return f"GN did not fit (test MAE {loss:.3f} > {FIT_FACTOR:g} × {reference:.3f})"
+    return f"refit chose wrong terms (GN test MAE {loss:.3f} ≤ {FIT_FACTOR:g} × {reference:.3f})"
+
+
+def failures_table(jobs: list[Job]) -> str:
+    """Every EQL job that did not recover its law, with the reason (see :func:`diagnosis`)."""
+    recovered: dict = defaultdict(list)
+    for job in jobs:
+        if job.route.startswith("eql") and job.status == "passed":
+            recovered[(job.law, job.dim, job.n)].append(job.record.test_loss)
+            recovered[(None, job.dim, job.n)].append(job.record.test_loss)
+
+    def median(values):
+        return sorted(values)[len(values) // 2] if values else None
+
+    lines = ["| law | D | n | seed | why | equations |", "|---|---|---|---|---|---|"]
+    for job in jobs:
+        if not job.route.startswith("eql") or job.status in ("passed", "unjudged"):
+            continue
+        reference = median(recovered[(job.law, job.dim, job.n)] or recovered[(None, job.dim, job.n)])
+        equations = "–" if job.record is None else "; ".join(f"`{e[:70]}{'…' if len(e) > 70 else ''}`"
+                                                             for e in job.record.equations)
+        lines.append(f"| {job.law} | {job.dim} | {job.n} | {job.seed} | {diagnosis(job, reference)} | {equations} |")
+    return "\n".join(lines) + "\n"
+
+
 def formula_table(results: list[tuple[Path, eqlgn.RunResult]]) -> str:
     """The network is the formula: the GN with its recovered expressions as the edge model, per law.
 
@@ -397,6 +440,10 @@ def main() -> None:
                + "\n"
                + "### MLP variants, 2D, 4 particles\n\n" + variants_table(results)
                + "\n### Composed symbolic model vs the GN (test MAE of accelerations)\n\n" + composed_table(results)
+               + "\n### Why the others failed (EQL routes)\n\n"
+               + "A GN did not fit when its test MAE exceeds twice the median of the recovered runs of its law and "
+               "system (of any law of the system when its own has none); otherwise the sparse refit chose wrong "
+               "terms. Crashed, missing and borderline jobs are named as such.\n\n" + failures_table(jobs)
                + "\n### The network is the formula\n\n"
                + "Each EQL run's recovered expressions put in place of its EQL edge model (`eqlgn.symbolic_edge`), "
                "constants and node model fine-tuned on the training split for 10 % of the training steps, test MAE "
