@@ -20,6 +20,7 @@ import eqlgn
 
 LEVERS: dict[str, dict] = {
     "baseline": {},
+    "products16": {"eql_product": 16},
     "products32": {"eql_product": 32},
     "steps32k": {"steps": 32000},
     "lr1e-2": {"max_lr": 1e-2},
