@@ -39,11 +39,6 @@ def find_results(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def read_result(path: str | os.PathLike) -> RunResult:
-    """Read one result file, checking that it is an eqlgn run result."""
-    return RunResult.load(path)
-
-
 def comparison_rows(results: Sequence[RunResult], digits: int = 3) -> list[dict]:
     """One row per run with the comparison columns (:data:`COLUMNS`), sorted by law, dim, n, route."""
     from .extraction import round_constants
@@ -104,7 +99,7 @@ def compare(paths: Iterable[str | os.PathLike], out: str | os.PathLike | None = 
     from ._io import atomic_write_text
     from .plots import plot_route_comparison
 
-    rows = comparison_rows([read_result(p) for p in find_results(paths)])
+    rows = comparison_rows([RunResult.load(p) for p in find_results(paths)])
     if out is not None:
         out = Path(out)
         atomic_write_text(out.with_suffix(".md"), to_markdown(rows))

@@ -304,27 +304,18 @@ class TrainConfig:
         if fixed_width:
             network_values.pop("message_dim", None)
         network = NetworkConfig(edge_cls(**edge_values), node, **network_values)
+        variant = network.variant
         schedule = ScheduleConfig(**_section_values(ScheduleConfig, values))
-        variant, used = network.variant, set(_USED_ALWAYS) | _flags_of(edge_cls)
-        if variant == "l1":
-            schedule.l1 = L1Schedule(**_section_values(L1Schedule, values))
-            used |= _flags_of(L1Schedule)
-        if variant == "kl":
-            used.add("kl")
-        else:
-            schedule.kl = None
-        if edge == "eql":
-            schedule.phases = EQLPhases(**_section_values(EQLPhases, values))
-            used |= _flags_of(EQLPhases)
-        if fixed_width:
-            used.discard("message_dim")
-        stray = sorted(set(given) - used)
+        schedule.l1 = L1Schedule(**_section_values(L1Schedule, values)) if variant == "l1" else None
+        schedule.kl = schedule.kl if variant == "kl" else None
+        schedule.phases = EQLPhases(**_section_values(EQLPhases, values)) if edge == "eql" else None
+        config = cls(network, schedule, RuntimeConfig(**_section_values(RuntimeConfig, values)), values.get("seed", 0))
+        stray = sorted(set(given) - _applicable_flags(config))
         if stray:
             raise ConfigError(f"setting(s) {', '.join(stray)} do not apply to an {edge} {kind} GN of variant "
                               f"{variant!r}; leave them out (EQL settings need --edge eql, L1 settings variant l1, "
                               "kl variant kl; message_dim has no effect on bottleneck and Hamiltonian GNs)")
-        runtime = RuntimeConfig(**_section_values(RuntimeConfig, values))
-        return cls(network, schedule, runtime, values.get("seed", 0))
+        return config
 
     # -- conveniences used across the library --------------------------------------------
 
@@ -346,8 +337,17 @@ def _flag_name(f: dataclasses.Field) -> str:
     return f.name if flag is None else flag
 
 
-def _flags_of(cls) -> set[str]:
-    return {_flag_name(f) for f in dataclasses.fields(cls) if "help" in f.metadata and _flag_name(f)}
+def _applicable_flags(config: TrainConfig) -> set[str]:
+    """The flags that set something in ``config``: those of its sections, less the unset optional ones."""
+    flags = {"edge", "hidden", "layers"}  # the two size flags reach the edge or node MLP of every config
+    schedule = config.schedule
+    for section in (config, config.network, config.network.edge, config.network.node, schedule, schedule.l1,
+                    schedule.phases, config.runtime):
+        for f in dataclasses.fields(section) if section is not None else ():
+            optional = f.name in ("kl", "message_dim") and getattr(section, f.name) is None
+            if "help" in f.metadata and _flag_name(f) and not optional:
+                flags.add(_flag_name(f))
+    return flags
 
 
 def _section_values(cls, values: dict) -> dict:
@@ -358,11 +358,6 @@ def _section_values(cls, values: dict) -> dict:
         if "help" in f.metadata and flag and flag in values and flag not in ("hidden", "layers"):
             out[f.name] = values[flag]
     return out
-
-
-_USED_ALWAYS = ("edge", "hidden", "layers", "node_hidden", "model", "seed", "variant", "message_dim", "aggregation",
-                *(_flag_name(f) for c in (ScheduleConfig, RuntimeConfig) for f in dataclasses.fields(c)
-                  if "help" in f.metadata and _flag_name(f) != "kl"))
 
 
 @dataclass(frozen=True)

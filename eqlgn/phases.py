@@ -33,8 +33,9 @@ class EQLPhaseSchedule:
 
     def phase(self, step: int) -> str:
         """``warmup``, ``sparsify`` or ``finetune`` at ``step``."""
-        warmup = 0.25 if self.phases is None else self.phases.warmup
-        if step < warmup * self.total:
+        if self.phases is None:  # no EQL: the message regulariser applies all along, as in warm-up
+            return "warmup"
+        if step < self.phases.warmup * self.total:
             return "warmup"
         return "sparsify" if step < self.prune_step else "finetune"
 

@@ -49,12 +49,6 @@ def train_run(sim: SimulationConfig, config: TrainConfig, out: str | os.PathLike
         return trained
 
 
-def load_run(out: str | os.PathLike) -> tuple[RunRecord, TrainedModel]:
-    """The record and trained network of a run directory written by ``eqlgn train`` or ``eqlgn run``."""
-    directory = RunDirectory(out)
-    return directory.read(), directory.trained()
-
-
 def analyze_run(out: str | os.PathLike, figures: bool = True, data: ParticleDataset | None = None) -> MessageAnalysis:
     """Analyse the messages of a trained run on its test split; write ``analysis.json`` and figures.
 
@@ -214,12 +208,12 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
         composed = _compose(plan, trained.model, (train_set, fit_split, test), analysis.components,
                             found.expressions, gn_loss)
     plan.tick("compose")
-    symbolic = _symbolic_network(plan, trained.model, found, analysis.components, (train_set, val, test))
+    symbolic = _symbolic_network(plan, trained.model, found, analysis.components, (train_set, val, test), gn_loss)
     plan.tick("symbolic")
     clock = plan.clock
-    seconds = Timings(clock["simulate"] - clock["start"], clock["train"] - clock["simulate"],
-                      clock["extract"] - clock["train"], clock["compose"] - clock["extract"],
-                      clock["symbolic"] - clock["start"], clock["symbolic"] - clock["compose"])
+    seconds = Timings(simulate=clock["simulate"] - clock["start"], train=clock["train"] - clock["simulate"],
+                      extract=clock["extract"] - clock["train"], compose=clock["compose"] - clock["extract"],
+                      symbolic=clock["symbolic"] - clock["compose"], total=clock["symbolic"] - clock["start"])
     dataset = plan.dataset
     result = RunResult(
         law=plan.law, dim=test.dim, n_particles=test.n_particles, edge_model=plan.config.edge, method=found.method,
@@ -248,7 +242,7 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
 SYMBOLIC_FRACTION = 0.1  # fine-tuning steps of the symbolic network, as a fraction of the training steps
 
 
-def _symbolic_network(plan: _Plan, model, found: _Found, components: list[int], splits: tuple):
+def _symbolic_network(plan: _Plan, model, found: _Found, components: list[int], splits: tuple, gn_loss: float):
     """EQL force runs: the GN with the recovered expressions as its edge model, fine-tuned (``symbolic_edge``)."""
     from .symbolic_edge import symbolic_network
 
@@ -258,7 +252,7 @@ def _symbolic_network(plan: _Plan, model, found: _Found, components: list[int], 
     if len(found.expressions) != len(components) or not len(splits[0]):
         return None
     steps = max(1, int(SYMBOLIC_FRACTION * plan.config.total_steps(len(splits[0]))))
-    return symbolic_network(model, found.expressions, components, splits, steps, plan.seed)
+    return symbolic_network(model, found.expressions, components, splits, steps, plan.seed, gn_loss=gn_loss)
 
 
 def _finished_result(directory: RunDirectory) -> RunResult | None:

@@ -95,10 +95,11 @@ class SymbolicNetwork:
 
 
 def symbolic_network(model: GN, expressions: Sequence, components: Sequence[int], splits: tuple, steps: int,
-                     seed: int = 0) -> SymbolicNetwork:
+                     seed: int = 0, gn_loss: float | None = None) -> SymbolicNetwork:
     """Put the expressions in place of ``model``'s edge model, score, fine-tune on train, score on test.
 
     ``splits`` = (train, val, test); ``model`` is not changed (its node model is copied).
+    ``gn_loss``: the neural GN's test MAE when the caller has it (measured here otherwise).
     """
     from .config import recommended_config
     from .errors import EqlgnError
@@ -111,7 +112,7 @@ def symbolic_network(model: GN, expressions: Sequence, components: Sequence[int]
     edge = SymbolicEdge(expressions, test.dim, model.edge_model.out_features, components,
                         getattr(model.edge_model, "r_min", 0.0))
     network = GN(edge, copy.deepcopy(model.node_model), model.variant, model.aggregation).to(device)
-    gn_loss = evaluate(model, test, device)
+    gn_loss = evaluate(model, test, device) if gn_loss is None else gn_loss
     as_read = evaluate(network, test, device)
     config = recommended_config("mlp", variant=model.variant, steps=steps, max_lr=1e-3, seed=seed,
                                 device=str(device))  # optimiser and budget only: the network is given

@@ -85,27 +85,13 @@ ORACLES = {
 spring), the last one is the acceleration itself."""
 
 
-class OracleEdge(torch.nn.Module):
-    """An edge model without parameters whose D messages are a given expression (x, and y by symmetry)."""
+def oracle_edge(expression: str, dim: int = 2):
+    """An edge model whose D messages are a given expression (x, and y by symmetry) without free constants."""
+    from eqlgn.equations import SYMBOLS, parse_equation
+    from eqlgn.symbolic_edge import SymbolicEdge
 
-    def __init__(self, expression: str, dim: int = 2):
-        super().__init__()
-        from eqlgn.equations import parse_equation, torch_function
-
-        x = parse_equation(expression)
-        y = x.subs({eqlgn.equations.SYMBOLS["dx"]: eqlgn.equations.SYMBOLS["dy"]}, simultaneous=True)
-        self.evaluate, self.dim, self.out_features = torch_function([x, y]), dim, dim
-
-    def forward(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
-        from eqlgn.equations import pair_values
-
-        shape = receiver.shape[:-1]
-        values = pair_values(receiver.reshape(-1, receiver.shape[-1]).double(),
-                             sender.reshape(-1, sender.shape[-1]).double(), self.dim)
-        return self.evaluate(values).float().reshape(*shape, self.dim)
-
-    def penalty(self) -> torch.Tensor:
-        return torch.zeros(())
+    x = parse_equation(expression)
+    return SymbolicEdge([x, x.subs({SYMBOLS["dx"]: SYMBOLS["dy"]}, simultaneous=True)], dim, dim)
 
 
 def oracle_fit(law: str, expression: str, steps: int, seed: int = 0) -> float:
@@ -117,7 +103,7 @@ def oracle_fit(law: str, expression: str, steps: int, seed: int = 0) -> float:
     train, val, test = data.split(seed=seed)
     config = eqlgn.recommended_config("mlp", variant="bottleneck", steps=steps, seed=seed, device="cpu")
     torch.manual_seed(seed)
-    model = GN(OracleEdge(expression), NodeMLP(6, 2, 2, 128, 3), "bottleneck")
+    model = GN(oracle_edge(expression), NodeMLP(6, 2, 2, 128, 3), "bottleneck")
     trained = eqlgn.fit(train, config, val=val, model=model, progress=False)
     from eqlgn.objective import evaluate
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eqlgn.cli import main
-from eqlgn.comparison import comparison_rows, read_result
+from eqlgn.comparison import comparison_rows
 from eqlgn.errors import EqlgnError
 from eqlgn.result import RunResult
 
@@ -49,7 +49,7 @@ def test_compare_refuses_files_that_are_not_results(tmp_path, capsys):
     bad = tmp_path / "result.json"
     bad.write_text(json.dumps({"law": "spring"}))
     with pytest.raises(EqlgnError, match="not an eqlgn result"):
-        read_result(bad)
+        RunResult.load(bad)
     assert main(["compare", str(tmp_path)]) == 2
     assert "not an eqlgn result" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "missing")]) == 2
