@@ -8,7 +8,9 @@
 * ``schedule`` (:class:`ScheduleConfig`): optimiser and budget, plus the sub-sections that
   exist only where they apply — the L1 schedule (:class:`L1Schedule`, variant ``l1``), the
   KL weight (variant ``kl``) and the EQL phases (:class:`EQLPhases`, EQL edge);
-* ``runtime`` (:class:`RuntimeConfig`): device, precision, ``torch.compile``.
+* ``runtime`` (:class:`RuntimeConfig`): device, precision, ``torch.compile``;
+* ``starts`` (:class:`StartsConfig`): several starts trained side by side, the best kept
+  (:mod:`eqlgn.multistart`).
 
 A section that does not apply cannot be set: ``TrainConfig`` raises a ConfigError naming
 it. The command line and :func:`recommended_config` speak in **flags**, one flat name per
@@ -225,6 +227,22 @@ class RuntimeConfig:
 
 
 @dataclass
+class StartsConfig:
+    """Several initialisations trained side by side as one batched model; the best continues."""
+
+    count: int = setting(1, "independent starts trained side by side (one batched model); the best by "
+                            "validation MAE continues alone", flag="starts")
+    select_at: float = setting(0.25, "fraction of steps by which one start is left (end of that epoch)")
+    rounds: int = setting(1, "successive-halving rounds up to select_at (each keeps the better half; the "
+                             "last keeps one)", flag="halving_rounds")
+
+    def __post_init__(self) -> None:
+        _positive(self, "count", "rounds")
+        if not 0 < self.select_at < 1:
+            raise ConfigError(f"select_at must lie in (0, 1), got {self.select_at}")
+
+
+@dataclass
 class TrainConfig:
     """Settings of one training run, one section per part (see module docstring)."""
 
@@ -232,10 +250,16 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     seed: int = setting(0, "seeds initial weights, batch order, augmentation and KL noise")
+    starts: StartsConfig = field(default_factory=StartsConfig)
 
     def __post_init__(self) -> None:
         """Fill the sub-sections that apply with their defaults; refuse those that do not."""
         network, schedule = self.network, self.schedule
+        if self.starts.count > 1 and network.kind == "hamiltonian":
+            raise ConfigError("several starts (starts > 1) need a force GN; the Hamiltonian GN trains one start")
+        if self.starts.count > 1 and schedule.phases is not None and self.starts.select_at >= schedule.phases.prune_at:
+            raise ConfigError(f"select_at ({self.starts.select_at}) must come before prune_at "
+                              f"({schedule.phases.prune_at}): one start is kept before the EQL is pruned")
         applies = {"l1": network.variant == "l1", "kl": network.variant == "kl",
                    "phases": network.edge_kind == "eql"}
         why = {"l1": f"variant is {network.variant!r}, not 'l1'", "kl": f"variant is {network.variant!r}, not 'kl'",
@@ -271,7 +295,8 @@ class TrainConfig:
             for name, sub in (("l1", L1Schedule), ("phases", EQLPhases)):
                 schedule[name] = None if schedule.get(name) is None else sub(**schedule[name])
             return cls(NetworkConfig(edge=edge_cls(**edge), node=NodeConfig(**network.pop("node")), **network),
-                       ScheduleConfig(**schedule), RuntimeConfig(**data["runtime"]), data["seed"])
+                       ScheduleConfig(**schedule), RuntimeConfig(**data["runtime"]), data["seed"],
+                       StartsConfig(**data.get("starts", {})))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"saved training config is malformed ({type(exc).__name__}: {exc}); "
                               "it was not written by this version of eqlgn") from None
@@ -309,7 +334,8 @@ class TrainConfig:
         schedule.l1 = L1Schedule(**_section_values(L1Schedule, values)) if variant == "l1" else None
         schedule.kl = schedule.kl if variant == "kl" else None
         schedule.phases = EQLPhases(**_section_values(EQLPhases, values)) if edge == "eql" else None
-        config = cls(network, schedule, RuntimeConfig(**_section_values(RuntimeConfig, values)), values.get("seed", 0))
+        config = cls(network, schedule, RuntimeConfig(**_section_values(RuntimeConfig, values)), values.get("seed", 0),
+                     StartsConfig(**_section_values(StartsConfig, values)))
         stray = sorted(set(given) - _applicable_flags(config))
         if stray:
             raise ConfigError(f"setting(s) {', '.join(stray)} do not apply to an {edge} {kind} GN of variant "
@@ -342,7 +368,7 @@ def _applicable_flags(config: TrainConfig) -> set[str]:
     flags = {"edge", "hidden", "layers"}  # the two size flags reach the edge or node MLP of every config
     schedule = config.schedule
     for section in (config, config.network, config.network.edge, config.network.node, schedule, schedule.l1,
-                    schedule.phases, config.runtime):
+                    schedule.phases, config.runtime, config.starts):
         for f in dataclasses.fields(section) if section is not None else ():
             optional = f.name in ("kl", "message_dim") and getattr(section, f.name) is None
             if "help" in f.metadata and _flag_name(f) and not optional:
@@ -376,7 +402,7 @@ def _collect_flags() -> dict[str, Flag]:
 
     found = {"edge": Flag("edge", str, "edge model: mlp (Cranmer et al.) or eql (Equation Learner)", "mlp")}
     for cls in (MLPEdgeConfig, EQLEdgeConfig, NodeConfig, NetworkConfig, L1Schedule, EQLPhases, ScheduleConfig,
-                RuntimeConfig, TrainConfig):
+                RuntimeConfig, TrainConfig, StartsConfig):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             flag = _flag_name(f)

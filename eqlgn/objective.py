@@ -1,4 +1,4 @@
-"""The training objective: acceleration error, the variant's message regulariser, model penalties.
+"""The training objective and its optimiser: acceleration error, message regulariser, model penalties.
 
 The loss, per graph and averaged over the batch as in Cranmer et al.'s code, is the sum of
 absolute acceleration errors over the graph's particles and components plus the
@@ -55,8 +55,15 @@ def training_loss(model: GraphNetwork, batch, config: TrainConfig, step: int, ph
     Returns:
         (loss tensor to minimise, mean absolute error of the batch, message coefficient).
     """
-    out = (forward or model)(batch.nodes)
-    error = (out.accelerations - batch.accelerations).abs()
+    loss, mae, coef = objective(model, (forward or model)(batch.nodes), batch.accelerations, config, step, phases)
+    return loss, mae.item(), coef
+
+
+def objective(model: GraphNetwork, out: GNOutput, accelerations: torch.Tensor, config: TrainConfig, step: int,
+              phases: EQLPhaseSchedule) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(loss, mean absolute error, message coefficient) of the GN output ``out`` — tensors only, so that
+    :mod:`eqlgn.multistart` can evaluate it for many starts at once under ``vmap``."""
+    error = (out.accelerations - accelerations).abs()
     loss = error.sum(dim=(1, 2)).mean()  # per graph, as Cranmer et al.
     if out.penalty is not None:
         loss = loss + out.penalty
@@ -66,7 +73,16 @@ def training_loss(model: GraphNetwork, batch, config: TrainConfig, step: int, ph
     weight = phases.weight_penalty(step)
     if weight > 0:
         loss = loss + weight * model.edge_model.penalty()
-    return loss, error.mean().item(), coef
+    return loss, error.mean(), coef
+
+
+def optimizer_for(parameters, config: TrainConfig, total: int):
+    """Adam and its OneCycleLR schedule over ``total`` steps, as ``config.schedule`` sets them."""
+    schedule = config.schedule
+    optimizer = torch.optim.Adam(parameters, lr=schedule.max_lr, weight_decay=schedule.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=schedule.max_lr, total_steps=total,
+                                                    final_div_factor=schedule.final_div)
+    return optimizer, scheduler
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from .data import ParticleDataset
 from .equations import complexity, unrotated
 from .errors import ConfigError, EqlgnError, unknown_name
 from .laws import get_law
+from .multistart import Selection
 from .objective import evaluate
 from .result import RESULT_FILE, RunResult, RunSettings, Timings
 from .rundir import ANALYSIS_FILE, MODEL_FILE, RunDirectory, RunRecord
@@ -226,6 +227,7 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
         complexity=sum(complexity(e) for e in found.expressions) if found.expressions else None,
         test_loss=gn_loss, composed=composed, seconds=seconds, device=str(device),
         symbolic_network=None if symbolic is None else symbolic.to_dict(),
+        selection=Selection.from_history(trained.history),
         data=None if dataset is None else {"derivatives": dataset.meta.derivatives, "noise": dataset.meta.noise,
                                            "snapshots": len(dataset)},
         config=plan.settings)

@@ -18,6 +18,7 @@ from pathlib import Path
 from ._io import atomic_write_json
 from .config import TrainConfig
 from .errors import EqlgnError
+from .multistart import Selection
 from .routes import Route
 from .simulator import SimulationConfig
 
@@ -96,6 +97,7 @@ class RunResult:
     data: dict | None = None
     reread: bool = False
     network_judge: dict | None = None
+    selection: Selection | None = None  # several starts: the one kept (eqlgn.multistart)
     version: int = RESULT_VERSION
 
     @property
@@ -116,7 +118,8 @@ class RunResult:
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         record["seconds"] = dataclasses.asdict(self.seconds)
         record["config"] = None if self.config is None else self.config.to_dict()
-        for optional in ("reread", "network_judge"):  # written only when set, as before
+        record["selection"] = None if self.selection is None else dataclasses.asdict(self.selection)
+        for optional in ("reread", "network_judge", "selection"):  # written only when set, as before
             if not record[optional]:
                 del record[optional]
         return record
@@ -131,6 +134,8 @@ class RunResult:
         values = {k: v for k, v in record.items() if k in known}
         values["seconds"] = Timings(**{k: v for k, v in record["seconds"].items()
                                        if k in {f.name for f in dataclasses.fields(Timings)}})
+        if values.get("selection") is not None:
+            values["selection"] = Selection(**values["selection"])
         settings = record.get("config")
         values["config"] = None if settings is None else RunSettings.from_dict(settings)
         if "edge_model" not in values:
@@ -161,6 +166,8 @@ class RunResult:
                      self.significant_components,
                      "- (law unknown)" if self.linear_fit_r2 is None else f"{self.linear_fit_r2:.4f}",
                      self.sparsity_ratio)]
+        if self.selection is not None:
+            lines.append(self.selection.describe())
         lines += [f"  message {c} = {e}" for c, e in zip(self.significant_components, self.equations)]
         verdict = self.judge
         if self.equations_weights and self.equations_weights != self.equations:

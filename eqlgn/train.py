@@ -30,7 +30,8 @@ from .data import ParticleDataset
 from .errors import ConfigError, EqlgnError
 from .graph import complete_edges
 from .models import EQLEdge, GraphNetwork
-from .objective import evaluate, training_loss
+from .multistart import SideBySide
+from .objective import evaluate, optimizer_for, training_loss
 from .phases import EQLPhaseSchedule
 
 
@@ -119,17 +120,17 @@ class _Trainer:
         parallel.check_batch(config.schedule.batch_size, self.world)
         parallel.check_data(len(train), self.world)
         self.total = config.total_steps(len(train))
+        if config.starts.count > 1 and self.world > 1:
+            raise ConfigError("several starts (starts > 1) train in one process; run them without torchrun")
         self.phases = EQLPhaseSchedule(config.schedule.phases, self.total)
 
     def start(self, model: GraphNetwork | None, run_dir: Path | None, resume: bool) -> TrainingState:
         """A fresh training state, or the run directory's checkpoint when resuming."""
         config, shape = self.config, DataShape(self.train.dim, self.train.nodes.shape[-1])
+        if model is not None and config.starts.count > 1:
+            raise ConfigError("several starts build their own networks from the config; pass no model, or starts=1")
         model = (model or build_model(config, shape.node_features, shape.dim)).to(self.device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.schedule.max_lr,
-                                     weight_decay=config.schedule.weight_decay)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.schedule.max_lr, total_steps=self.total,
-            final_div_factor=config.schedule.final_div)
+        optimizer, scheduler = optimizer_for(model.parameters(), config, self.total)
         state = TrainingState(model, optimizer, scheduler, config, shape)
         if run_dir is not None:
             state.restore(run_dir, resume, self.device)
@@ -144,13 +145,19 @@ class _Trainer:
             sample = tensors.nodes[: 4096]
             receivers, senders = complete_edges(sample.shape[1], self.device)
             state.model.edge_model.set_scales(sample[:, receivers], sample[:, senders])
+        side_by_side = not state.history and config.starts.count > 1
         if not state.history:
             torch.manual_seed(config.seed + 1)  # KL noise; a resumed run restores the saved RNG state
-        forward = training_forward(state.model, config, self.device, self.world)
         show = (sys.stderr.isatty() if self.progress is None else self.progress) and self.rank == 0
         state.model.train()
         with tqdm(total=self.total, initial=state.step, desc=f"train {config.variant}", unit="step",
                   disable=not show) as bar:
+            if side_by_side:  # K starts as one batched model until one is left (eqlgn.multistart)
+                bar.set_description(f"train {config.variant}, {config.starts.count} starts")
+                val = to_tensors(self.val, self.device) if self.val is not None and len(self.val) else None
+                state = SideBySide(state.model, config, self.phases, state.shape, self.device).run(tensors, val, bar)
+                state.model.train()
+            forward = training_forward(state.model, config, self.device, self.world)
             while state.step < self.total:
                 self.epoch(state, forward, tensors, bar)
                 self.end_epoch(state, run_dir if self.rank == 0 else None)

@@ -25,6 +25,8 @@ LEVERS: dict[str, dict] = {
     "steps32k": {"steps": 32000},
     "lr1e-2": {"max_lr": 1e-2},
     "init2": {"eql_init": 2.0},
+    "starts4": {"starts": 4},
+    "starts8h2": {"starts": 8, "halving_rounds": 2},
 }
 
 
