@@ -171,6 +171,65 @@ def bench_extract(keep: float = 0.25, graphs: int = 500) -> float:
     return time.perf_counter() - start
 
 
+def bench_starts(counts: tuple[int, ...] = (1, 2, 4, 8), steps: int = 40, batch_size: int = 256,
+                 device: str = "cpu") -> list[tuple[int, float]]:
+    """Milliseconds per training step of the EQL recipe's GN with K starts side by side
+    (:class:`eqlgn.multistart.SideBySide`; K = 1 is the plain loop of one run), on random 2D graphs of 4."""
+    import dataclasses
+
+    import torch
+
+    from .batching import GraphBatch
+    from .build import build_model
+    from .checkpoint import DataShape
+    from .config import StartsConfig, recommended_config
+    from .layout import NodeLayout
+    from .multistart import SideBySide
+    from .objective import optimizer_for, training_loss
+    from .phases import EQLPhaseSchedule
+    from .train import resolve_device
+
+    target, layout = resolve_device(device), NodeLayout(2)
+    nodes = torch.randn(batch_size, 4, layout.width, device=target)
+    nodes[..., layout.mass] = nodes[..., layout.mass].abs() + 0.5
+    batch = GraphBatch(nodes, torch.randn(batch_size, 4, 2, device=target))
+    rows = []
+    for count in counts:
+        config = dataclasses.replace(recommended_config("eql", device=str(target)), starts=StartsConfig(max(count, 2)))
+        phases = EQLPhaseSchedule(config.schedule.phases, steps + 10)
+        model = build_model(config, layout.width, 2).to(target)
+        if count == 1:
+            optimizer, _ = optimizer_for(model.parameters(), config, steps + 10)
+        else:
+            together = dataclasses.replace(config, starts=StartsConfig(count))
+            side = SideBySide(model, together, phases, DataShape(2, layout.width), target)
+        for i in range(steps + 10):
+            if i == 10:
+                _sync(target)
+                start = time.perf_counter()
+            if count == 1:
+                loss, _, _ = training_loss(model, batch, config, i, phases)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            else:
+                loss, _ = side.batched(side.params, side.buffers, batch.nodes, batch.accelerations)
+                side.optimizer.zero_grad(set_to_none=True)
+                loss.sum().backward()
+                side.optimizer.step()
+        _sync(target)
+        rows.append((count, 1e3 * (time.perf_counter() - start) / steps))
+    return rows
+
+
+def starts_table(rows: list[tuple[int, float]]) -> str:
+    """Markdown table of :func:`bench_starts`: ms per step and the cost relative to one start."""
+    one = rows[0][1]
+    lines = ["| starts side by side | ms per step | cost vs one start | cost per start |", "|---|---|---|---|"]
+    lines += [f"| {k} | {ms:.1f} | {ms / one:.2f}× | {ms / one / k:.2f}× |" for k, ms in rows]
+    return "\n".join(lines)
+
+
 def training_table(results: list[TrainingBenchmark]) -> str:
     """Markdown table of training throughputs."""
     header = "| model | batch | aggregation | graphs/s | achieved GFLOP/s (linear layers) |\n"

@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("bench", help="print throughput benchmarks")
-    p.add_argument("what", nargs="?", default="all", choices=["all", "simulate", "train", "extract"],
+    p.add_argument("what", nargs="?", default="all", choices=["all", "simulate", "train", "extract", "starts"],
                    help="what to benchmark (default all)")
     p.add_argument("--device", default="auto", help="training device (default: CUDA when available)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd GNs (compilation excluded)")
@@ -262,9 +262,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import (
         bench_extract,
         bench_simulate,
+        bench_starts,
         bench_training,
         matmul_peak_gflops,
         simulation_table,
+        starts_table,
         training_table,
     )
     from .train import resolve_device
@@ -286,6 +288,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         best = max(r.gflops for r in rows if r.model.startswith("MLP") and r.batch_size >= 256)
         print(f"float32 matmul peak (measured): {peak:.1f} GFLOP/s; the paper-size MLP GN at batch 1024 reaches "
               f"{best / peak:.0%} of it")
+    if args.what in ("all", "starts"):
+        print("several starts side by side (EQL recipe GN, batch 256, 2D, n=4):")
+        print(starts_table(bench_starts(device=str(device))))
     if args.what in ("all", "extract"):
         print(f"reading equations from EQL weights (eqlgn.extract, 25% of weights kept): {bench_extract():.2f} s")
     return 0
