@@ -47,7 +47,7 @@ _EXPORTS = {
     "L1Schedule": "config",
     "EQLPhases": "config",
     "RuntimeConfig": "config",
-    "recommended_config": "config",
+    "recommended_config": "recipes",
     "build_model": "build",
     "GraphNetwork": "models",
     "TrainedModel": "checkpoint",

@@ -101,10 +101,11 @@ def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "
 
     from .batching import GraphBatch
     from .build import build_model
-    from .config import TrainConfig, recommended_config
+    from .config import TrainConfig
     from .layout import NodeLayout
     from .objective import training_loss
     from .phases import EQLPhaseSchedule
+    from .recipes import recommended_config
     from .train import resolve_device, training_forward
 
     settings = {"batch_size": batch_size, "aggregation": aggregation, "device": device, "compile": compile}
@@ -151,10 +152,10 @@ def bench_extract(keep: float = 0.25, graphs: int = 500) -> float:
     import torch
 
     from .build import build_model
-    from .config import recommended_config
     from .data import ParticleDataset
     from .extraction import extract
     from .graph import complete_edges
+    from .recipes import recommended_config
     from .simulator import simulate
 
     data: ParticleDataset = simulate("spring", 2, 4, max(1, graphs // 100), seed=0, progress=False)
@@ -182,11 +183,12 @@ def bench_starts(counts: tuple[int, ...] = (1, 2, 4, 8), steps: int = 40, batch_
     from .batching import GraphBatch
     from .build import build_model
     from .checkpoint import DataShape
-    from .config import StartsConfig, recommended_config
+    from .config import StartsConfig
     from .layout import NodeLayout
     from .multistart import SideBySide
     from .objective import optimizer_for, training_loss
     from .phases import EQLPhaseSchedule
+    from .recipes import recommended_config
     from .train import resolve_device
 
     target, layout = resolve_device(device), NodeLayout(2)

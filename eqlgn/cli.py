@@ -88,7 +88,8 @@ def _configs(args: argparse.Namespace, default_edge: str | None = None):
     With ``default_edge`` the flags change :func:`eqlgn.recommended_config` of the chosen
     edge model; without, :meth:`TrainConfig.from_flags`'s defaults (Cranmer et al.'s).
     """
-    from .config import FLAGS, TrainConfig, recommended_config
+    from .config import FLAGS, TrainConfig
+    from .recipes import recommended_config
     from .simulator import SimulationConfig
 
     sim = SimulationConfig(law=_law(args), dim=args.dim, n=args.n, sims=args.sims, steps=args.sim_steps,

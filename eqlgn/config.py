@@ -13,7 +13,7 @@
   (:mod:`eqlgn.multistart`).
 
 A section that does not apply cannot be set: ``TrainConfig`` raises a ConfigError naming
-it. The command line and :func:`recommended_config` speak in **flags**, one flat name per
+it. The command line and :func:`eqlgn.recipes.recommended_config` speak in **flags**, one flat name per
 setting (``--eql-l1``, ``--max-lr``, ...): :data:`FLAGS` lists them, each field declares
 its flag and help text in its metadata, and :meth:`TrainConfig.from_flags` builds the
 nested config from them. Two flags set two fields each, as they always did: ``hidden`` and
@@ -306,7 +306,7 @@ class TrainConfig:
         """The config that flat flags describe (see :data:`FLAGS`).
 
         ``flags`` are what the user set: one that does not apply to the chosen parts is a
-        ConfigError. ``defaults`` (a recipe such as :data:`EQL_RECOMMENDED`, or a saved flat
+        ConfigError. ``defaults`` (a recipe of :mod:`eqlgn.recipes`, or a saved flat
         config) fill what the user left out; those that do not apply are dropped.
         """
         unknown = sorted(set(flags) - set(FLAGS))
@@ -334,8 +334,9 @@ class TrainConfig:
         schedule.l1 = L1Schedule(**_section_values(L1Schedule, values)) if variant == "l1" else None
         schedule.kl = schedule.kl if variant == "kl" else None
         schedule.phases = EQLPhases(**_section_values(EQLPhases, values)) if edge == "eql" else None
+        starts = _section_values(StartsConfig, given if kind == "hamiltonian" else values)  # recipe: force GNs
         config = cls(network, schedule, RuntimeConfig(**_section_values(RuntimeConfig, values)), values.get("seed", 0),
-                     StartsConfig(**_section_values(StartsConfig, values)))
+                     StartsConfig(**starts))
         stray = sorted(set(given) - _applicable_flags(config))
         if stray:
             raise ConfigError(f"setting(s) {', '.join(stray)} do not apply to an {edge} {kind} GN of variant "
@@ -415,33 +416,3 @@ def _collect_flags() -> dict[str, Flag]:
 
 FLAGS: dict[str, Flag] = _collect_flags()
 """Flat flag name -> :class:`Flag` (the CLI makes one ``--flag`` of each)."""
-
-
-EQL_RECOMMENDED: dict[str, Any] = {
-    "edge": "eql", "variant": "bottleneck", "hidden": 128, "layers": 3, "batch_size": 256,
-    "steps": 16000, "max_lr": 3e-3, "r_min": 0.1, "grad_clip": 1.0, "eql_l1": 0.1,
-    "prune_threshold": 0.05,
-}
-"""The EQL recipe (flags), the same for every law (docs/method.md says how it was chosen)."""
-
-
-MLP_RECOMMENDED: dict[str, Any] = {
-    "edge": "mlp", "variant": "l1", "schedule": "linear", "l1": 0.05, "l1_end": 0.5, "hidden": 128,
-    "batch_size": 256, "steps": 4000, "max_lr": 3e-3,
-}
-"""The MLP L1 setting at a CPU budget. On spring it gives sparse messages linear in the force
-in 1 seed of 5 on an Intel Xeon and collapses them in 2 (docs/results.md): not reliable yet."""
-
-
-def recommended_config(edge: str = "eql", **flags: Any) -> TrainConfig:
-    """The one shared configuration per edge model (the same for every law), with ``flags`` changed.
-
-    ``eql`` gives :data:`EQL_RECOMMENDED`, ``mlp`` gives :data:`MLP_RECOMMENDED` (the L1 GN
-    with a linear schedule at a CPU budget; Cranmer et al.'s paper settings are the
-    defaults of :meth:`TrainConfig.from_flags`). Recipe settings that stop applying (the
-    L1 schedule after ``variant="bottleneck"``) are dropped; a flag that does not apply is an error.
-    """
-    if edge not in EDGES:
-        raise unknown_name("edge model", edge, EDGES)
-    base = EQL_RECOMMENDED if edge == "eql" else MLP_RECOMMENDED
-    return TrainConfig.from_flags(defaults=base, **flags)

@@ -15,13 +15,14 @@ from pathlib import Path
 from ._io import atomic_write_json, run_lock
 from .analysis import MessageAnalysis, analyze, collect_messages
 from .checkpoint import TrainedModel, refuse_overwrite
-from .config import TrainConfig, recommended_config
+from .config import TrainConfig
 from .data import ParticleDataset
 from .equations import complexity, unrotated
 from .errors import ConfigError, EqlgnError, unknown_name
 from .laws import get_law
 from .multistart import Selection
 from .objective import evaluate
+from .recipes import recommended_config
 from .result import RESULT_FILE, RunResult, RunSettings, Timings
 from .rundir import ANALYSIS_FILE, MODEL_FILE, RunDirectory, RunRecord
 from .simulator import SimulationConfig

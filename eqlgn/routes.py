@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import SCHEDULES, TrainConfig, recommended_config
+from .config import SCHEDULES, TrainConfig
 from .errors import ConfigError
 from .models import VARIANTS
+from .recipes import recommended_config
 
 
 @dataclass(frozen=True)

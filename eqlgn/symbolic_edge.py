@@ -101,10 +101,10 @@ def symbolic_network(model: GN, expressions: Sequence, components: Sequence[int]
     ``splits`` = (train, val, test); ``model`` is not changed (its node model is copied).
     ``gn_loss``: the neural GN's test MAE when the caller has it (measured here otherwise).
     """
-    from .config import recommended_config
     from .errors import EqlgnError
     from .extraction import round_constants
     from .objective import evaluate
+    from .recipes import recommended_config
     from .train import fit
 
     train, val, test = splits

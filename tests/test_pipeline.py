@@ -9,9 +9,9 @@ import torch
 
 import eqlgn
 from eqlgn.cli import main
-from eqlgn.config import recommended_config
 from eqlgn.equations import parse_equation
 from eqlgn.extraction import extract
+from eqlgn.recipes import recommended_config
 from eqlgn.train import fit
 
 TINY = dict(hidden=32, layers=2, batch_size=64, steps=60, device="cpu")

@@ -1,0 +1,42 @@
+"""The recommended recipes: one shared configuration per edge model, the same for every law.
+
+A recipe is a set of flags (:data:`eqlgn.config.FLAGS`) that :func:`recommended_config`
+turns into a :class:`~eqlgn.config.TrainConfig`; the CLI's defaults for ``eqlgn run`` are
+these. docs/method.md says how each was chosen and on which seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import EDGES, TrainConfig
+from .errors import unknown_name
+
+EQL_RECOMMENDED: dict[str, Any] = {
+    "edge": "eql", "variant": "bottleneck", "hidden": 128, "layers": 3, "batch_size": 256,
+    "steps": 16000, "max_lr": 3e-3, "r_min": 0.1, "grad_clip": 1.0, "eql_l1": 0.1,
+    "prune_threshold": 0.05, "starts": 4,
+}
+"""The EQL recipe (flags), the same for every law (docs/method.md says how it was chosen)."""
+
+
+MLP_RECOMMENDED: dict[str, Any] = {
+    "edge": "mlp", "variant": "l1", "schedule": "linear", "l1": 0.05, "l1_end": 0.5, "hidden": 128,
+    "batch_size": 256, "steps": 4000, "max_lr": 3e-3,
+}
+"""The MLP L1 setting at a CPU budget. On spring it gives sparse messages linear in the force
+in 1 seed of 5 on an Intel Xeon and collapses them in 2 (docs/results.md): not reliable yet."""
+
+
+def recommended_config(edge: str = "eql", **flags: Any) -> TrainConfig:
+    """The one shared configuration per edge model (the same for every law), with ``flags`` changed.
+
+    ``eql`` gives :data:`EQL_RECOMMENDED`, ``mlp`` gives :data:`MLP_RECOMMENDED` (the L1 GN
+    with a linear schedule at a CPU budget; Cranmer et al.'s paper settings are the
+    defaults of :meth:`TrainConfig.from_flags`). Recipe settings that stop applying (the
+    L1 schedule after ``variant="bottleneck"``) are dropped; a flag that does not apply is an error.
+    """
+    if edge not in EDGES:
+        raise unknown_name("edge model", edge, EDGES)
+    base = EQL_RECOMMENDED if edge == "eql" else MLP_RECOMMENDED
+    return TrainConfig.from_flags(defaults=base, **flags)
