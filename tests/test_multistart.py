@@ -78,3 +78,40 @@ def test_a_given_network_and_several_starts_are_refused(split):
     config = recommended_config("eql", steps=10, starts=2)
     with pytest.raises(ConfigError, match="pass no model"):
         fit(train, config, model=build_model(config, train.nodes.shape[-1], 2), progress=False)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_run_stopped_before_or_after_the_selection_resumes_to_the_same_weights(split, tmp_path, monkeypatch):
+    from eqlgn.checkpoint import TrainingState
+    from eqlgn.multistart import SideBySide
+
+    train, val = split
+    config = recommended_config("eql", steps=120, batch_size=64, seed=5, starts=2)
+    full = fit(train, config, val=val, out=tmp_path / "full", progress=False)
+    selected_at = next(r["epoch"] for r in full.history if "kept" in r)
+
+    def stop_after_first_checkpoint(state, run_dir):  # the first checkpoint comes after the selection
+        original_save(state, run_dir)
+        raise _Stop
+
+    def stop_in_side_by_side(self, *args):
+        raise _Stop
+
+    original_save = TrainingState.save
+    for name, target, replacement in (("after", TrainingState, stop_after_first_checkpoint),
+                                      ("before", SideBySide, stop_in_side_by_side)):
+        attribute = "save" if target is TrainingState else "epoch"
+        with monkeypatch.context() as patch:
+            patch.setattr(target, attribute, replacement)
+            with pytest.raises(_Stop):
+                fit(train, config, val=val, out=tmp_path / name, progress=False)
+        checkpoint = (tmp_path / name / "checkpoint.pt").is_file()
+        assert checkpoint == (name == "after")  # the side-by-side phase writes none: it starts over
+        resumed = fit(train, config, val=val, out=tmp_path / name, resume=True, progress=False)
+        for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert [r["epoch"] for r in resumed.history] == [r["epoch"] for r in full.history]
+        assert next(r["epoch"] for r in resumed.history if "kept" in r) == selected_at
