@@ -4,6 +4,7 @@
 * :func:`iterate_batches` — seeded batches of graphs from those tensors, with the random
   translation augmentation of Cranmer et al.;
 * :func:`batches` — both at once;
+* :func:`epoch_seed` — the seed of a training epoch's order and augmentation;
 * :func:`sample_batches` — a seeded random subset of up to ``max_graphs`` graphs, in
   order, batched (what message collection and node-model fitting read).
 """
@@ -37,6 +38,11 @@ class GraphBatch:
 def to_tensors(data: ParticleDataset, device: str | torch.device = "cpu") -> GraphBatch:
     """The whole dataset as one :class:`GraphBatch` on ``device`` (float32)."""
     return GraphBatch(torch.as_tensor(data.nodes, device=device), torch.as_tensor(data.accelerations, device=device))
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of a training epoch's batch order and augmentation (a run's, and each of its starts')."""
+    return seed * 100003 + epoch
 
 
 def iterate_batches(

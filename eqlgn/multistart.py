@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .batching import GraphBatch, iterate_batches
+from .batching import GraphBatch, epoch_seed, iterate_batches
 from .build import build_model
 from .checkpoint import DataShape, TrainingState
 from .config import TrainConfig
@@ -153,7 +153,7 @@ class SideBySide:
         """One pass over the training set with every live start; its history record."""
         config, started = self.config, time.perf_counter()
         maes, losses, count = 0.0, 0.0, 0
-        for batch in iterate_batches(tensors, config.schedule.batch_size, True, config.seed * 100003 + epoch,
+        for batch in iterate_batches(tensors, config.schedule.batch_size, True, epoch_seed(config.seed, epoch),
                                      config.schedule.augment, self.shape.dim):
             if step >= self.phases.total:
                 break

@@ -22,7 +22,7 @@ import torch
 
 from . import parallel
 from ._io import run_lock
-from .batching import iterate_batches, to_tensors
+from .batching import epoch_seed, iterate_batches, to_tensors
 from .build import build_model
 from .checkpoint import DataShape, TrainedModel, TrainingState
 from .config import TrainConfig
@@ -169,7 +169,7 @@ class _Trainer:
         config = self.config
         started, losses, objective, coef = time.perf_counter(), [], [], 0.0
         for batch in iterate_batches(tensors, config.schedule.batch_size, True,
-                                     config.seed * 100003 + state.epoch, config.schedule.augment, state.shape.dim):
+                                     epoch_seed(config.seed, state.epoch), config.schedule.augment, state.shape.dim):
             if state.step >= self.total:
                 break
             if self.world > 1:
