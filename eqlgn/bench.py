@@ -99,7 +99,6 @@ def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "
     """
     import torch
 
-    from .batching import GraphBatch
     from .build import build_model
     from .config import TrainConfig
     from .layout import NodeLayout
@@ -115,10 +114,7 @@ def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "
     forward = training_forward(model, config, target, 1)
     phases = EQLPhaseSchedule(config.schedule.phases, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    nodes = torch.randn(batch_size, n, NodeLayout(dim).width, device=target)
-    mass = NodeLayout(dim).mass
-    nodes[..., mass] = nodes[..., mass].abs() + 0.5
-    batch = GraphBatch(nodes, torch.randn(batch_size, n, dim, device=target))
+    batch = _random_batch(batch_size, n, dim, target)
     for i in range(steps + 10):
         if i == 10:
             _sync(target)
@@ -134,6 +130,19 @@ def bench_training(edge: str = "mlp", batch_size: int = 64, aggregation: str = "
     if compile:
         name += ", compiled"
     return TrainingBenchmark(name, batch_size, aggregation, rate, rate * _linear_flops_per_graph(model, n) / 1e9)
+
+
+def _random_batch(batch_size: int, n: int, dim: int, device):
+    """Random graphs (positive masses) and targets: what the training benchmarks step on."""
+    import torch
+
+    from .batching import GraphBatch
+    from .layout import NodeLayout
+
+    layout = NodeLayout(dim)
+    nodes = torch.randn(batch_size, n, layout.width, device=device)
+    nodes[..., layout.mass] = nodes[..., layout.mass].abs() + 0.5
+    return GraphBatch(nodes, torch.randn(batch_size, n, dim, device=device))
 
 
 def _sync(device) -> None:
@@ -178,9 +187,6 @@ def bench_starts(counts: tuple[int, ...] = (1, 2, 4, 8), steps: int = 40, batch_
     (:class:`eqlgn.multistart.SideBySide`; K = 1 is the plain loop of one run), on random 2D graphs of 4."""
     import dataclasses
 
-    import torch
-
-    from .batching import GraphBatch
     from .build import build_model
     from .checkpoint import DataShape
     from .config import StartsConfig
@@ -192,9 +198,7 @@ def bench_starts(counts: tuple[int, ...] = (1, 2, 4, 8), steps: int = 40, batch_
     from .train import resolve_device
 
     target, layout = resolve_device(device), NodeLayout(2)
-    nodes = torch.randn(batch_size, 4, layout.width, device=target)
-    nodes[..., layout.mass] = nodes[..., layout.mass].abs() + 0.5
-    batch = GraphBatch(nodes, torch.randn(batch_size, 4, 2, device=target))
+    batch = _random_batch(batch_size, 4, 2, target)
     rows = []
     for count in counts:
         config = dataclasses.replace(recommended_config("eql", device=str(target)), starts=StartsConfig(max(count, 2)))
