@@ -18,6 +18,10 @@ Steps (no symbolic-regression search):
    hurts the fit least, scored on a held-out half of the edges), and the number of terms
    is chosen where one more term buys the largest relative drop in error, errors below
    ``floor`` (1 % of the message's spread, the GN's own error level) counting as equal.
+   A chosen term whose **typical size** (median |term| over the edges) is below ``share``
+   (5 %) of the message's typical size (median |message|) is then dropped and the rest
+   refitted, until every term left is above it: such a term (``6e-5/r⁶`` beside ``q2·dx/r³``) only mimics the network's
+   error on the few closest pairs, where an RMS score weighs it most (docs/method.md).
    Only the EQL's own terms are used and only held-out training-distribution edges are
    seen: nothing is searched beyond the weights, and the judge's states are never used;
 5. flag the result "unrotated" when each component depends on one spatial axis only.
@@ -199,15 +203,33 @@ def choose_size(errors: list[float], floor: float = 0.01) -> int:
 
 
 MAX_REFIT_TERMS = 350
+TERM_SHARE = 0.05  # chosen on design seeds 0-4 (docs/method.md, "Terms too small to be the law")
+
+
+def typical_share(columns: np.ndarray, coef: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each fitted term's typical size over the rows, median |coef·column|, over the target's, median |target|."""
+    return np.median(np.abs(columns * coef), axis=0) / max(float(np.median(np.abs(target))), 1e-300)
+
+
+def _least_squares(columns: np.ndarray, target: np.ndarray) -> np.ndarray:
+    scale = np.sqrt(np.mean(columns**2, axis=0))
+    scale[~(scale > 0)] = 1.0
+    coef, *_ = np.linalg.lstsq(columns / scale, target, rcond=None)
+    return coef / scale
 
 
 def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np.ndarray, floor: float = 0.01,
-                 seed: int = 0, max_terms: int = MAX_REFIT_TERMS) -> tuple[sympy.Expr | None, float]:
+                 seed: int = 0, max_terms: int = MAX_REFIT_TERMS,
+                 share: float = TERM_SHARE) -> tuple[sympy.Expr | None, float]:
     """Refit the additive terms of ``expanded`` to ``target`` keeping the fewest that explain it (step 4).
 
     Backward elimination costs about K⁵/15 operations for K terms (a minute or two on one
     core at K ≈ 330, the largest of the runs in docs/results.md), so a component of more than
     ``max_terms`` terms — an EQL that training did not make sparse — is not refitted.
+
+    Terms of the chosen model whose typical size is below ``share`` of the target's
+    (:func:`typical_share`) are dropped and the others refitted, again until none is below;
+    the largest always stays.
 
     Returns:
         The refitted expression (unrounded) and its held-out relative error; ``(None, nan)``
@@ -224,15 +246,23 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
     fit_rows = np.random.default_rng(seed).random(len(target)) < 0.5
     path = backward_elimination(columns, target, fit_rows)[::-1]  # 1 term first
     kept, held_error = path[choose_size([e for _, e in path], floor)]
-    scale = np.sqrt(np.mean(columns[:, kept] ** 2, axis=0))
-    scale[~(scale > 0)] = 1.0
-    coef, *_ = np.linalg.lstsq(columns[:, kept] / scale, target, rcond=None)
-    coef = coef / scale
+    coef = _least_squares(columns[:, kept], target)
+    while True:  # drop the typically small terms, refit the rest, until every kept term is large enough
+        sizes = typical_share(columns[:, kept], coef, target)
+        large = [k for k, size in zip(kept, sizes) if size >= share] or [kept[int(np.argmax(sizes))]]
+        if len(large) == len(kept):
+            break
+        kept = large
+        fitted = _least_squares(columns[fit_rows][:, kept], target[fit_rows])
+        residual = target[~fit_rows] - columns[~fit_rows][:, kept] @ fitted
+        held_error = float(np.sqrt(np.mean(residual**2)) / max(float(target[~fit_rows].std()), 1e-300))
+        coef = _least_squares(columns[:, kept], target)
     return sympy.Add(*[sympy.Float(float(c)) * terms[k] for c, k in zip(coef, kept)]), held_error
 
 
 def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance: float = 5e-2,
-            digits: int = 3, timeout: float = 10.0, refit: bool = True, floor: float = 0.01) -> Equations:
+            digits: int = 3, timeout: float = 10.0, refit: bool = True, floor: float = 0.01,
+            share: float = TERM_SHARE) -> Equations:
     """Read the significant message components of an EQL GN as equations (see module docstring).
 
     Args:
@@ -244,6 +274,7 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
         timeout: seconds allowed to each SymPy expansion/simplification.
         refit: apply the sparse refit (step 4); off: the weights form is the result.
         floor: relative error below which the refit counts models as equal.
+        share: refitted terms typically smaller than this fraction of the message are dropped.
     """
     edge = model.edge_model
     if not isinstance(edge, EQLEdge):
@@ -266,7 +297,8 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
         weights.append(round_constants(kept, digits))
         dropped.append(n_dropped)
         if refit:
-            expression, held_error = sparse_refit(expanded, values, message.astype(np.float64), floor)
+            expression, held_error = sparse_refit(expanded, values, message.astype(np.float64), floor,
+                                                     share=share)
             refitted.append(weights[-1] if expression is None else round_constants(expression, digits))
             refit_errors.append(held_error)
     expressions = refitted if refit else weights

@@ -5,7 +5,8 @@
 A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``);
 ``baseline`` is the recipe unchanged. Each job is ``eqlgn.run(law, 2, 4, "eql", seed)`` in
 ``OUT/LEVER/LAW-seedS`` (skipped when its result.json exists); two at a time. Prints one
-row per job: status, GN test MAE, seconds, equations.
+row per job: status, GN test MAE, seconds, equations. With ``--reread`` finished runs are
+read and judged again from their trained models (after a change of the extractor), not retrained.
 """
 
 from __future__ import annotations
@@ -30,16 +31,18 @@ LEVERS: dict[str, dict] = {
 }
 
 
-def job(law: str, seed: int, lever: str, out: str) -> tuple:
+def job(law: str, seed: int, lever: str, out: str, reread: bool = False) -> tuple:
     import torch
 
     torch.set_num_threads(1)
     target = Path(out) / lever / f"{law}-seed{seed}"
-    if (target / "result.json").is_file():
+    finished = (target / "result.json").is_file()
+    if finished and not reread:
         result = eqlgn.RunResult.load(target)
-    else:
-        config = eqlgn.recommended_config("eql", seed=seed, **LEVERS[lever])
-        result = eqlgn.run(law, 2, 4, "eql", seed, out=target, train=config, progress=False)
+    else:  # a run read again keeps the settings it was trained with (levers older than a recipe change)
+        config = (eqlgn.RunResult.load(target).config.train if finished
+                  else eqlgn.recommended_config("eql", seed=seed, **LEVERS[lever]))
+        result = eqlgn.run(law, 2, 4, "eql", seed, out=target, train=config, resume=finished, progress=False)
     return lever, law, seed, result.status, result.test_loss, result.seconds.total, result.equations
 
 
@@ -49,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--lever", nargs="+", default=["baseline"], choices=sorted(LEVERS))
     parser.add_argument("--out", default="runs/levers")
+    parser.add_argument("--reread", action="store_true",
+                        help="read and judge finished runs again from their trained models (no retraining)")
     args = parser.parse_args(argv)
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(job, law, seed, lever, args.out)
+        futures = [pool.submit(job, law, seed, lever, args.out, args.reread)
                    for lever in args.lever for law in args.laws for seed in args.seeds]
         for future in futures:
             lever, law, seed, status, loss, seconds, equations = future.result()

@@ -153,6 +153,33 @@ def test_sparse_refit_keeps_every_term_a_law_needs():
     assert {t.as_coeff_Mul()[1] for t in sympy.Add.make_args(refitted)} == {dx, dx / r}
 
 
+def test_sparse_refit_drops_terms_that_only_matter_for_the_closest_pairs():
+    """A steep term that imitates the network's error on the few closest pairs is not part of the law.
+
+    ``4e-4/r⁶`` is a fifth of the message at r = 0.5 and under 1 % of it at the median
+    separation: an RMS score keeps it (``share=0``), the typical-size floor drops it.
+    """
+    from eqlgn.equations import SYMBOLS, evaluate
+    from eqlgn.extraction import TERM_SHARE, sparse_refit, typical_share
+
+    dx, r, m2 = (SYMBOLS[k] for k in ("dx", "r", "m2"))
+    values = _pair_values(seed=4)
+    law, stray = 0.02 * m2 * dx / r**3, 4e-4 / r**6
+    target = evaluate([law + stray], values)[:, 0]
+    columns = evaluate([law, stray], values)
+    assert typical_share(columns, np.ones(2), target)[1] < TERM_SHARE < typical_share(columns, np.ones(2), target)[0]
+    series = law + stray + 0.001 * m2 * dx / r**2
+
+    def kept(expr):
+        return {t.as_coeff_Mul()[1] for t in sympy.Add.make_args(expr)}
+
+    assert kept(sparse_refit(series, values, target, share=0.0)[0]) == {m2 * dx / r**3, 1 / r**6}
+    refitted, error = sparse_refit(series, values, target)
+    assert kept(refitted) == {m2 * dx / r**3}
+    assert float(refitted.as_coeff_Mul()[0]) == pytest.approx(0.02, rel=0.05)
+    assert 0.01 < error < 1  # the held-out error of the model kept, not of the one dropped
+
+
 def test_backward_elimination_path_shrinks_by_one_and_scores_on_held_out_rows():
     from eqlgn.extraction import backward_elimination
 
