@@ -20,8 +20,9 @@ Steps (no symbolic-regression search):
    ``floor`` (1 % of the message's spread, the GN's own error level) counting as equal.
    A chosen term whose **typical size** (median |term| over the edges) is below ``share``
    (5 %) of the message's typical size (median |message|) is then dropped and the rest
-   refitted, until every term left is above it: such a term (``6e-5/r⁶`` beside ``q2·dx/r³``) only mimics the network's
-   error on the few closest pairs, where an RMS score weighs it most (docs/method.md).
+   refitted, until every term left is above it: such a term (``6e-5/r⁶`` beside
+   ``q2·dx/r³``) only mimics the network's error on the few closest pairs, where an RMS
+   score weighs it most (docs/method.md).
    Only the EQL's own terms are used and only held-out training-distribution edges are
    seen: nothing is searched beyond the weights, and the judge's states are never used;
 5. flag the result "unrotated" when each component depends on one spatial axis only.
