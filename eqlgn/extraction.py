@@ -152,16 +152,11 @@ def expand_component(expr: sympy.Expr, timeout: float = 10.0, terms: list[sympy.
     return _with_timeout(lambda: sympy.expand(expr), timeout, expr)
 
 
-def backward_elimination(columns: np.ndarray, target: np.ndarray,
-                         fit_rows: np.ndarray) -> list[tuple[list[int], float]]:
-    """Least-squares path from all columns down to one, dropping the least useful column each time.
+def held_out_scorer(columns: np.ndarray, target: np.ndarray, fit_rows: np.ndarray) -> Callable[[list[int]], float]:
+    """``error(kept)``: relative RMS error on the rows outside ``fit_rows`` of the columns ``kept`` fitted on them.
 
-    Fits on ``fit_rows``, scores on the other rows (relative RMS error: RMS residual / std of
-    the target). Works on Gram matrices of standardised columns, so each candidate costs a
-    K×K solve whatever the number of edges.
-
-    Returns:
-        ``[(kept column indices, held-out relative error), ...]`` from K columns down to 1.
+    Works on Gram matrices of standardised columns, built once, so each call costs a
+    K×K solve whatever the number of rows.
     """
     scale = np.sqrt(np.mean(columns**2, axis=0))
     scale[~(scale > 0)] = 1.0
@@ -178,6 +173,21 @@ def backward_elimination(columns: np.ndarray, target: np.ndarray,
         residual = energy - 2 * coef @ moment_held[kept] + coef @ gram_held[idx] @ coef
         return float(np.sqrt(max(residual, 0.0) / count) / max(spread, 1e-300))
 
+    return error
+
+
+def backward_elimination(columns: np.ndarray, target: np.ndarray,
+                         fit_rows: np.ndarray) -> list[tuple[list[int], float]]:
+    """Least-squares path from all columns down to one, dropping the least useful column each time.
+
+    Fits on ``fit_rows``, scores on the other rows (relative RMS error: RMS residual / std of
+    the target). Works on Gram matrices of standardised columns, so each candidate costs a
+    K×K solve whatever the number of edges.
+
+    Returns:
+        ``[(kept column indices, held-out relative error), ...]`` from K columns down to 1.
+    """
+    error = held_out_scorer(columns, target, fit_rows)
     kept = list(range(columns.shape[1]))
     path = [(list(kept), error(kept))]
     while len(kept) > 1:
@@ -247,16 +257,15 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
     fit_rows = np.random.default_rng(seed).random(len(target)) < 0.5
     path = backward_elimination(columns, target, fit_rows)[::-1]  # 1 term first
     kept, held_error = path[choose_size([e for _, e in path], floor)]
-    coef = _least_squares(columns[:, kept], target)
+    coef, score = _least_squares(columns[:, kept], target), None
     while True:  # drop the typically small terms, refit the rest, until every kept term is large enough
         sizes = typical_share(columns[:, kept], coef, target)
         large = [k for k, size in zip(kept, sizes) if size >= share] or [kept[int(np.argmax(sizes))]]
         if len(large) == len(kept):
             break
         kept = large
-        fitted = _least_squares(columns[fit_rows][:, kept], target[fit_rows])
-        residual = target[~fit_rows] - columns[~fit_rows][:, kept] @ fitted
-        held_error = float(np.sqrt(np.mean(residual**2)) / max(float(target[~fit_rows].std()), 1e-300))
+        score = score or held_out_scorer(columns, target, fit_rows)  # built only when a term is dropped
+        held_error = score(kept)
         coef = _least_squares(columns[:, kept], target)
     return sympy.Add(*[sympy.Float(float(c)) * terms[k] for c, k in zip(coef, kept)]), held_error
 
