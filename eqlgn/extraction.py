@@ -14,9 +14,11 @@ Steps (no symbolic-regression search):
 4. **sparse refit** (default on): the EQL often writes a law such as ``m2·dx/r²`` as a
    short series in neighbouring powers of ``r`` that agrees inside the training range and
    drifts outside it. The expanded terms are refitted to the network's own messages by
-   least squares with backward elimination (drop, one at a time, the term whose removal
-   hurts the fit least, scored on a held-out half of the edges), and the number of terms
-   is chosen where one more term buys the largest relative drop in error, errors below
+   least squares along two paths of subsets — backward elimination (drop, one at a time,
+   the term whose removal hurts the fit least) and, for up to four terms, forward selection
+   (start from the best single term, add the most useful one at a time) — each scored on a
+   held-out half of the edges, the better model kept at each size; the number of terms is
+   chosen where one more term buys the largest relative drop in error, errors below
    ``floor`` (1 % of the message's spread, the GN's own error level) counting as equal.
    A chosen term whose **typical size** (median |term| over the edges) is below ``share``
    (5 %) of the message's typical size (median |message|) is then dropped and the rest
@@ -176,23 +178,55 @@ def held_out_scorer(columns: np.ndarray, target: np.ndarray, fit_rows: np.ndarra
     return error
 
 
-def backward_elimination(columns: np.ndarray, target: np.ndarray,
-                         fit_rows: np.ndarray) -> list[tuple[list[int], float]]:
-    """Least-squares path from all columns down to one, dropping the least useful column each time.
+SubsetPath = list[tuple[list[int], float]]
+"""A least-squares path: ``[(kept column indices, held-out relative error), ...]``."""
 
-    Fits on ``fit_rows``, scores on the other rows (relative RMS error: RMS residual / std of
-    the target). Works on Gram matrices of standardised columns, so each candidate costs a
-    K×K solve whatever the number of edges.
+
+def backward_elimination(error: Callable[[list[int]], float], count: int) -> SubsetPath:
+    """Least-squares path from all ``count`` columns down to one, dropping the least useful column each time.
+
+    ``error`` scores a set of columns (:func:`held_out_scorer`: fitted on one half of the
+    rows, relative RMS error on the other), each call a K×K solve whatever the number of edges.
 
     Returns:
-        ``[(kept column indices, held-out relative error), ...]`` from K columns down to 1.
+        the path from K columns down to 1.
     """
-    error = held_out_scorer(columns, target, fit_rows)
-    kept = list(range(columns.shape[1]))
+    kept = list(range(count))
     path = [(list(kept), error(kept))]
     while len(kept) > 1:
         kept = min(([k for k in kept if k != j] for j in kept), key=error)
         path.append((kept, error(kept)))
+    return path
+
+
+FORWARD_TERMS = 4  # sizes for which the forward path is searched too (docs/method.md, "Two paths to few terms")
+
+
+def forward_selection(error: Callable[[list[int]], float], count: int, max_terms: int = FORWARD_TERMS) -> SubsetPath:
+    """Least-squares path from one of ``count`` columns up to ``max_terms``, adding the most useful each time.
+
+    Its first model is the best single column, which backward elimination can miss: a law
+    the network writes as a blend of neighbouring powers (``a/r² + b/r⁴`` for ``c/r³``) keeps
+    the blend to the end of the backward path, whose last single term is then one of the
+    blend's, not the term that fits best alone. Scored like :func:`backward_elimination`.
+
+    Returns:
+        the path from 1 column up to ``max_terms``.
+    """
+    kept: list[int] = []
+    path = []
+    for _ in range(min(max_terms, count)):
+        kept = min((kept + [j] for j in range(count) if j not in kept), key=error)
+        path.append((kept, error(kept)))
+    return path
+
+
+def merged_path(backward: SubsetPath, forward: SubsetPath) -> SubsetPath:
+    """At each size, the better of the two paths' models (both ordered 1 column first)."""
+    path = list(backward)
+    for k, (kept, value) in enumerate(forward[: len(path)]):
+        if value < path[k][1]:
+            path[k] = (kept, value)
     return path
 
 
@@ -234,6 +268,10 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
                  share: float = TERM_SHARE) -> tuple[sympy.Expr | None, float]:
     """Refit the additive terms of ``expanded`` to ``target`` keeping the fewest that explain it (step 4).
 
+    The models of each size come from backward elimination and, for sizes up to
+    :data:`FORWARD_TERMS`, from forward selection, whichever scores better on the held-out
+    half; :func:`choose_size` picks the size.
+
     Backward elimination costs about K⁵/15 operations for K terms (a minute or two on one
     core at K ≈ 330, the largest of the runs in docs/results.md), so a component of more than
     ``max_terms`` terms — an EQL that training did not make sparse — is not refitted.
@@ -255,16 +293,16 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
         return sympy.Add(*terms), float("nan")
     columns, target = columns[rows], target[rows]
     fit_rows = np.random.default_rng(seed).random(len(target)) < 0.5
-    path = backward_elimination(columns, target, fit_rows)[::-1]  # 1 term first
+    score = held_out_scorer(columns, target, fit_rows)
+    path = merged_path(backward_elimination(score, len(terms))[::-1], forward_selection(score, len(terms)))
     kept, held_error = path[choose_size([e for _, e in path], floor)]
-    coef, score = _least_squares(columns[:, kept], target), None
+    coef = _least_squares(columns[:, kept], target)
     while True:  # drop the typically small terms, refit the rest, until every kept term is large enough
         sizes = typical_share(columns[:, kept], coef, target)
         large = [k for k, size in zip(kept, sizes) if size >= share] or [kept[int(np.argmax(sizes))]]
         if len(large) == len(kept):
             break
         kept = large
-        score = score or held_out_scorer(columns, target, fit_rows)  # built only when a term is dropped
         held_error = score(kept)
         coef = _least_squares(columns[:, kept], target)
     return sympy.Add(*[sympy.Float(float(c)) * terms[k] for c, k in zip(coef, kept)]), held_error

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.equations:
             for t, (_, equations) in by_rule.items():
                 print(f"    {t}: {'; '.join(equations)}")
-    print(f"| passed | | " + " | ".join(f"{passed[t]}/{len(runs)}" for t in TOLERANCES) + " |")
+    print("| passed | | " + " | ".join(f"{passed[t]}/{len(runs)}" for t in TOLERANCES) + " |")
     return 0
 
 

@@ -180,13 +180,34 @@ def test_sparse_refit_drops_terms_that_only_matter_for_the_closest_pairs():
     assert 0.01 < error < 1  # the held-out error of the model kept, not of the one dropped
 
 
+def test_sparse_refit_finds_the_single_power_that_a_blend_of_its_neighbours_imitates():
+    """A network that writes ``dx/r³`` as ``0.5·dx/r² + 0.5·dx/r⁴`` (within 1.5 % of it on these separations):
+    backward elimination keeps the blend to its last step, whose single term is a neighbour; the forward path
+    starts from the best single term, ``dx/r³``, which is one term for a 1.5 % error and is chosen."""
+    from eqlgn.equations import SYMBOLS, evaluate
+    from eqlgn.extraction import backward_elimination, choose_size, held_out_scorer, sparse_refit
+
+    rng = np.random.default_rng(5)
+    values = {"r": rng.uniform(0.8, 1.6, 4000), "dx": rng.uniform(-1, 1, 4000)}
+    dx, r = SYMBOLS["dx"], SYMBOLS["r"]
+    terms = [dx / r**2, dx / r**3, dx / r**4]
+    target = values["dx"] * (0.5 / values["r"] ** 2 + 0.5 / values["r"] ** 4)
+    backward = backward_elimination(held_out_scorer(evaluate(terms, values), target, rng.random(4000) < 0.5), 3)
+    assert choose_size([e for _, e in backward[::-1]]) == 1  # the backward path alone keeps the two-term blend
+    assert dx / r**3 not in [terms[k] for k in backward[-1][0]]
+    refitted, error = sparse_refit(sympy.Add(*terms), values, target)
+    (term,) = sympy.Add.make_args(refitted)
+    coef, rest = term.as_coeff_Mul()
+    assert rest == dx / r**3 and float(coef) == pytest.approx(1.0, abs=0.05) and error < 0.03
+
+
 def test_backward_elimination_path_shrinks_by_one_and_scores_on_held_out_rows():
-    from eqlgn.extraction import backward_elimination
+    from eqlgn.extraction import backward_elimination, held_out_scorer
 
     rng = np.random.default_rng(0)
     columns = rng.standard_normal((1000, 5))
     target = 2 * columns[:, 1] - columns[:, 3]
-    path = backward_elimination(columns, target, rng.random(1000) < 0.5)
+    path = backward_elimination(held_out_scorer(columns, target, rng.random(1000) < 0.5), 5)
     assert [len(kept) for kept, _ in path] == [5, 4, 3, 2, 1]
     assert sorted(path[3][0]) == [1, 3] and path[3][1] < 1e-6  # exact fit (Gram-form rounding ~1e-8)
     assert path[4][1] > 0.3  # one column cannot carry both

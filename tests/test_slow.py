@@ -84,7 +84,8 @@ def test_eql_run_recovers_coulombs_law_2d(runs):
     (report seeds 100–109: 0 of 10 with one start). Measured with four starts on the Intel
     Xeon: seeds 0 and 1 recovered (`q2·dx/r³`, `q2·dy/r³` in both components), seed 2 did
     not (no start had fitted by the selection; `q2·dy/r³` plus a `q1·q2/r⁴` term); design
-    seeds 0–4: 4 of 5 (all before the size floor on refitted terms, which only drops terms). Two of three is what one CPU gave, so the test asks for one — a test
+    seeds 0–4: 4 of 5 (all before the size floor on refitted terms, which only drops terms).
+    Two of three is what one CPU gave, so the test asks for one — a test
     that fails whenever charge does not fit, as it always did — and checks what every
     recovered run must read: the sender's charge over r³ in every component.
     """
