@@ -14,17 +14,18 @@ Steps (no symbolic-regression search):
 4. **sparse refit** (default on): the EQL often writes a law such as ``m2·dx/r²`` as a
    short series in neighbouring powers of ``r`` that agrees inside the training range and
    drifts outside it. The expanded terms are refitted to the network's own messages by
-   least squares along two paths of subsets — backward elimination (drop, one at a time,
-   the term whose removal hurts the fit least) and, for up to four terms, forward selection
-   (start from the best single term, add the most useful one at a time) — each scored on a
-   held-out half of the edges, the better model kept at each size; the number of terms is
-   chosen where one more term buys the largest relative drop in error, errors below
+   least squares with backward elimination (drop, one at a time, the term whose removal
+   hurts the fit least, scored on a held-out half of the edges), and the number of terms
+   is chosen where one more term buys the largest relative drop in error, errors below
    ``floor`` (1 % of the message's spread, the GN's own error level) counting as equal.
    A chosen term whose **typical size** (median |term| over the edges) is below ``share``
    (5 %) of the message's typical size (median |message|) is then dropped and the rest
    refitted, until every term left is above it: such a term (``6e-5/r⁶`` beside
    ``q2·dx/r³``) only mimics the network's error on the few closest pairs, where an RMS
-   score weighs it most (docs/method.md).
+   score weighs it most (docs/method.md). A model of a forward path (the best single term,
+   then the most useful term added, up to four) replaces the chosen one when it has no more
+   terms and no larger held-out error: a law the network writes as a blend of neighbouring
+   powers is then read as its single power.
    Only the EQL's own terms are used and only held-out training-distribution edges are
    seen: nothing is searched beyond the weights, and the judge's states are never used;
 5. flag the result "unrotated" when each component depends on one spatial axis only.
@@ -221,13 +222,15 @@ def forward_selection(error: Callable[[list[int]], float], count: int, max_terms
     return path
 
 
-def merged_path(backward: SubsetPath, forward: SubsetPath) -> SubsetPath:
-    """At each size, the better of the two paths' models (both ordered 1 column first)."""
-    path = list(backward)
-    for k, (kept, value) in enumerate(forward[: len(path)]):
-        if value < path[k][1]:
-            path[k] = (kept, value)
-    return path
+def dominating(chosen: tuple[list[int], float], candidates: SubsetPath) -> tuple[list[int], float]:
+    """The smallest of ``candidates`` with no more terms and no larger error than ``chosen``; else ``chosen``.
+
+    The forward path may only replace the backward path's choice by a model that is at
+    least as small and at least as accurate: the size rule (:func:`choose_size`) was made for
+    one nested path, and the relative drop between models of different paths means nothing.
+    """
+    better = [c for c in candidates if len(c[0]) <= len(chosen[0]) and c[1] <= chosen[1]]
+    return min(better, key=lambda c: (len(c[0]), c[1])) if better else chosen
 
 
 def choose_size(errors: list[float], floor: float = 0.01) -> int:
@@ -268,9 +271,9 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
                  share: float = TERM_SHARE) -> tuple[sympy.Expr | None, float]:
     """Refit the additive terms of ``expanded`` to ``target`` keeping the fewest that explain it (step 4).
 
-    The models of each size come from backward elimination and, for sizes up to
-    :data:`FORWARD_TERMS`, from forward selection, whichever scores better on the held-out
-    half; :func:`choose_size` picks the size.
+    :func:`choose_size` picks a model of the backward path; a model of the forward path (up to
+    :data:`FORWARD_TERMS` terms) replaces it when it has no more terms and no larger held-out
+    error (:func:`dominating`).
 
     Backward elimination costs about K⁵/15 operations for K terms (a minute or two on one
     core at K ≈ 330, the largest of the runs in docs/results.md), so a component of more than
@@ -294,8 +297,8 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
     columns, target = columns[rows], target[rows]
     fit_rows = np.random.default_rng(seed).random(len(target)) < 0.5
     score = held_out_scorer(columns, target, fit_rows)
-    path = merged_path(backward_elimination(score, len(terms))[::-1], forward_selection(score, len(terms)))
-    kept, held_error = path[choose_size([e for _, e in path], floor)]
+    path = backward_elimination(score, len(terms))[::-1]  # 1 term first
+    kept, held_error = dominating(path[choose_size([e for _, e in path], floor)], forward_selection(score, len(terms)))
     coef = _least_squares(columns[:, kept], target)
     while True:  # drop the typically small terms, refit the rest, until every kept term is large enough
         sizes = typical_share(columns[:, kept], coef, target)

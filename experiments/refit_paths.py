@@ -5,10 +5,11 @@
 For each finished EQL run directory (its trained model is loaded, nothing is retrained) the
 equations are extracted twice on the validation split, as ``eqlgn run`` does: once with the
 subsets of backward elimination only (the refit before the forward path), once with the refit
-as it is (``eqlgn.extraction``: the better of the backward and forward models at each size up
-to ``FORWARD_TERMS``). Both are cleaned and judged; the runs whose equations differ are printed
-with both readings, then the count of runs passed each way. The comparison that chose the
-forward path (docs/method.md, "Two paths to few terms") was made on the design seeds 0–4.
+as it is (``eqlgn.extraction``: a forward-path model of up to ``FORWARD_TERMS`` terms replaces
+the backward path's choice when it has no more terms and no larger held-out error). Both are
+cleaned and judged; the runs whose equations differ are printed with both readings, then the
+count of runs passed each way (docs/method.md, "Two paths to few terms", says on which seeds
+the forward path was checked).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def readings(path: Path) -> tuple[dict, dict[str, tuple[str, list[str]]]]:
     target = target_for(stored.get("target", "force"))
     out = {}
     for name in ("backward", "both"):
-        # backward only: the forward path returns no models, so the merged path is the backward one
+        # backward only: the forward path offers no model, so the backward path's choice stays
         with (mock.patch.object(extraction, "forward_selection", lambda error, count: []) if name == "backward"
               else contextlib.nullcontext()):
             recovered = extraction.extract(model, val if len(val) else train)
