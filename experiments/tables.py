@@ -446,7 +446,8 @@ def main() -> None:
                "terms. Crashed, missing and borderline jobs are named as such.\n\n" + failures_table(jobs)
                + "\n### The network is the formula\n\n"
                + "Each EQL run's recovered expressions put in place of its EQL edge model (`eqlgn.symbolic_edge`), "
-               "constants and node model fine-tuned on the training split for 10 % of the training steps, test MAE "
+               "fine-tuned on the training split for 10 % of the training steps (node model alone, then with the "
+               "constants), test MAE "
                "over the neural GN's (issue target ≤ 1.2 for every recovered run; diverged counts as ∞).\n\n"
                + formula_table(results)
                + "\n### Out of distribution: the equation vs the network it was read from\n\n"
