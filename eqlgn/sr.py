@@ -101,7 +101,12 @@ class SymbolicFit:
                    float(record["seconds"]), dict(record.get("settings", {})))
 
 
-def choose(candidates: Sequence[Candidate], tolerance: float = 1.5) -> int:
+SELECTION_TOLERANCE = 3.0
+"""Candidates within this factor of the best validation loss may be chosen (PySR's ``"best"`` uses 1.5).
+Chosen on design seeds 0–1 of the MLP bottleneck route (docs/method.md, "Choice")."""
+
+
+def choose(candidates: Sequence[Candidate], tolerance: float = SELECTION_TOLERANCE) -> int:
     """Pick an expression from a Pareto front sorted by complexity (PySR's rule, on validation loss).
 
     Rule: the score of candidate ``i`` is the steepest drop of log-loss per unit of
@@ -110,6 +115,9 @@ def choose(candidates: Sequence[Candidate], tolerance: float = 1.5) -> int:
     ``tolerance`` × the best validation loss, the one with the largest score wins (ties:
     the simpler). An expression that is much simpler but no worse than its more complex
     neighbours is chosen; one that buys a tiny loss drop with many extra nodes is not.
+    PySR's ``model_selection="best"`` is ``tolerance=1.5``; :data:`SELECTION_TOLERANCE` is looser
+    because a GN's messages are the law plus the network's own error, and at 1.5 × the best loss
+    the law itself is often excluded in favour of a longer expression that fits that error.
     """
     if not candidates:
         raise EqlgnError("symbolic regression returned no expressions")
@@ -135,7 +143,7 @@ def fit_symbolic(
     val_fraction: float = 0.25,
     threads: int | None = None,
     max_seconds: float | None = None,
-    tolerance: float = 1.5,
+    tolerance: float = SELECTION_TOLERANCE,
 ) -> SymbolicFit:
     """Fit ``y ≈ f(X)`` with the named engine and choose one expression from its Pareto front.
 

@@ -8,8 +8,9 @@ of each component is chosen again with ``eqlgn.sr.choose`` at each tolerance bel
 judged as ``eqlgn run`` does, and the verdicts are printed side by side:
 
 * ``1.5`` — PySR's ``model_selection="best"``: the largest score among the candidates whose
-  validation loss is at most 1.5 × the best (the rule ``eqlgn run`` uses);
-* ``3``, ``10`` — the same with a looser cap;
+  validation loss is at most 1.5 × the best (the rule ``eqlgn run`` used before 2026-11-29);
+* ``3`` — the same with a looser cap (``eqlgn.sr.SELECTION_TOLERANCE``, what ``eqlgn run`` uses now);
+* ``10`` — looser still;
 * ``inf`` — Cranmer et al. 2020's rule: the largest drop of log-loss per unit of complexity
   over the whole front.
 
