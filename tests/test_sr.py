@@ -129,6 +129,11 @@ def test_chooser_picks_the_planted_expression_from_a_hand_made_front():
     front = [candidate(3, 0.02), candidate(4, 0.0101), candidate(20, 0.01)]
     assert choose(front, tolerance=1.5) == 1
     assert choose(front, tolerance=1.0) == 2
+    # a GN's messages: the law (complexity 9) at twice the loss of a long expression that also fits the
+    # network's own error; PySR's 1.5x shuts the law out, the default 3x keeps it
+    front = [candidate(5, 1.0), candidate(9, 0.02), candidate(30, 0.01)]
+    assert choose(front, tolerance=1.5) == 2
+    assert choose(front) == 1
 
 
 def test_fit_symbolic_rejects_bad_input_with_clear_errors():
