@@ -18,14 +18,14 @@ Steps (no symbolic-regression search):
    hurts the fit least, scored on a held-out half of the edges), and the number of terms
    is chosen where one more term buys the largest relative drop in error, errors below
    ``floor`` (1 % of the message's spread, the GN's own error level) counting as equal.
+   A model of a forward path (the best single term, then the most useful term added, up to
+   four) replaces the chosen one when it has no more terms and no larger held-out error: a
+   law the network writes as a blend of neighbouring powers is then read as its single power.
    A chosen term whose **typical size** (median |term| over the edges) is below ``share``
    (5 %) of the message's typical size (median |message|) is then dropped and the rest
    refitted, until every term left is above it: such a term (``6e-5/r⁶`` beside
    ``q2·dx/r³``) only mimics the network's error on the few closest pairs, where an RMS
-   score weighs it most (docs/method.md). A model of a forward path (the best single term,
-   then the most useful term added, up to four) replaces the chosen one when it has no more
-   terms and no larger held-out error: a law the network writes as a blend of neighbouring
-   powers is then read as its single power.
+   score weighs it most (docs/method.md).
    Only the EQL's own terms are used and only held-out training-distribution edges are
    seen: nothing is searched beyond the weights, and the judge's states are never used;
 5. flag the result "unrotated" when each component depends on one spatial axis only.

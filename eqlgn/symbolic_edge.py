@@ -103,7 +103,7 @@ def symbolic_network(model: GN, expressions: Sequence, components: Sequence[int]
     Fine-tuning: half the ``steps`` on the node model alone (constants held), then half on both.
     Measured (docs/method.md, "The network is the formula"): on a recovered r2 run whose read
     formula gave 53× the GN's loss, joint fine-tuning from the start pulled one component's
-    constants to a hundredth and ended at 16×; holding them first ended at 0.78×.
+    constants to a hundredth and ended at 16×; holding them first ended at 0.73×.
 
     ``splits`` = (train, val, test); ``model`` is not changed (its node model is copied).
     ``gn_loss``: the neural GN's test MAE when the caller has it (measured here otherwise).
