@@ -268,11 +268,11 @@ def _least_squares(columns: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np.ndarray, floor: float = 0.01,
                  seed: int = 0, max_terms: int = MAX_REFIT_TERMS,
-                 share: float = TERM_SHARE) -> tuple[sympy.Expr | None, float]:
+                 share: float = TERM_SHARE, forward: int = FORWARD_TERMS) -> tuple[sympy.Expr | None, float]:
     """Refit the additive terms of ``expanded`` to ``target`` keeping the fewest that explain it (step 4).
 
     :func:`choose_size` picks a model of the backward path; a model of the forward path (up to
-    :data:`FORWARD_TERMS` terms) replaces it when it has no more terms and no larger held-out
+    ``forward`` terms; 0: none) replaces it when it has no more terms and no larger held-out
     error (:func:`dominating`).
 
     Backward elimination costs about K⁵/15 operations for K terms (a minute or two on one
@@ -298,7 +298,8 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
     fit_rows = np.random.default_rng(seed).random(len(target)) < 0.5
     score = held_out_scorer(columns, target, fit_rows)
     path = backward_elimination(score, len(terms))[::-1]  # 1 term first
-    kept, held_error = dominating(path[choose_size([e for _, e in path], floor)], forward_selection(score, len(terms)))
+    chosen = path[choose_size([e for _, e in path], floor)]
+    kept, held_error = dominating(chosen, forward_selection(score, len(terms), forward))
     coef = _least_squares(columns[:, kept], target)
     while True:  # drop the typically small terms, refit the rest, until every kept term is large enough
         sizes = typical_share(columns[:, kept], coef, target)
@@ -313,7 +314,7 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
 
 def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance: float = 5e-2,
             digits: int = 3, timeout: float = 10.0, refit: bool = True, floor: float = 0.01,
-            share: float = TERM_SHARE) -> Equations:
+            share: float = TERM_SHARE, forward: int = FORWARD_TERMS) -> Equations:
     """Read the significant message components of an EQL GN as equations (see module docstring).
 
     Args:
@@ -326,6 +327,7 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
         refit: apply the sparse refit (step 4); off: the weights form is the result.
         floor: relative error below which the refit counts models as equal.
         share: refitted terms typically smaller than this fraction of the message are dropped.
+        forward: terms up to which the refit's forward path is walked (0: backward elimination alone).
     """
     edge = model.edge_model
     if not isinstance(edge, EQLEdge):
@@ -349,7 +351,7 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
         dropped.append(n_dropped)
         if refit:
             expression, held_error = sparse_refit(expanded, values, message.astype(np.float64), floor,
-                                                     share=share)
+                                                     share=share, forward=forward)
             refitted.append(weights[-1] if expression is None else round_constants(expression, digits))
             refit_errors.append(held_error)
     expressions = refitted if refit else weights

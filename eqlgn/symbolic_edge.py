@@ -122,9 +122,9 @@ def symbolic_network(model: GN, expressions: Sequence, components: Sequence[int]
     gn_loss = evaluate(model, test, device) if gn_loss is None else gn_loss
     as_read = evaluate(network, test, device)
     try:
-        for held, share in ((True, steps // 2), (False, steps - steps // 2)):  # node model first, then both
+        for held, part in ((True, steps // 2), (False, steps - steps // 2)):  # node model first, then both
             edge.theta.requires_grad_(not held)
-            config = recommended_config("mlp", variant=model.variant, steps=max(share, 1), max_lr=1e-3, seed=seed,
+            config = recommended_config("mlp", variant=model.variant, steps=max(part, 1), max_lr=1e-3, seed=seed,
                                         device=str(device))  # optimiser and budget only: the network is given
             network = fit(train, config, val=val, model=network, progress=False).model
         finetuned = evaluate(network, test, device)

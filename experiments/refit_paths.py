@@ -15,12 +15,11 @@ the forward path was checked).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 from pathlib import Path
-from unittest import mock
 
-from eqlgn import extraction
+import eqlgn
+from eqlgn.extraction import FORWARD_TERMS
 from eqlgn.rundir import RunDirectory
 from eqlgn.targets import target_for
 
@@ -33,11 +32,8 @@ def readings(path: Path) -> tuple[dict, dict[str, tuple[str, list[str]]]]:
     model = directory.trained().model
     target = target_for(stored.get("target", "force"))
     out = {}
-    for name in ("backward", "both"):
-        # backward only: the forward path offers no model, so the backward path's choice stays
-        with (mock.patch.object(extraction, "forward_selection", lambda error, count: []) if name == "backward"
-              else contextlib.nullcontext()):
-            recovered = extraction.extract(model, val if len(val) else train)
+    for name, forward in (("backward", 0), ("both", FORWARD_TERMS)):
+        recovered = eqlgn.extract(model, val if len(val) else train, forward=forward)
         expressions = target.clean(recovered.expressions, 3)
         verdict = target.verdict(expressions, stored["law"], stored["dim"])
         out[name] = (verdict["status"], [str(e) for e in expressions])
