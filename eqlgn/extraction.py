@@ -314,7 +314,7 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
 
 def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance: float = 5e-2,
             digits: int = 3, timeout: float = 10.0, refit: bool = True, floor: float = 0.01,
-            share: float = TERM_SHARE, forward: int = FORWARD_TERMS) -> Equations:
+            share: float = TERM_SHARE, *, forward: int = FORWARD_TERMS) -> Equations:
     """Read the significant message components of an EQL GN as equations (see module docstring).
 
     Args:
