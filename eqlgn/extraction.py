@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .analysis import MessageSample, analyze_messages, collect_messages
+from .analysis import MessageAnalysis, MessageSample, analyze_messages, collect_messages
 from .data import ParticleDataset
 from .equations import complexity, evaluate, pair_values, to_vocabulary, torch_function, unrotated
 from .errors import ConfigError
@@ -109,6 +109,37 @@ class Equations:
 def edge_values(sample: MessageSample) -> dict[str, np.ndarray]:
     """Vocabulary symbol values for every edge of a message sample."""
     return pair_values(sample.receiver, sample.sender, sample.dim)
+
+
+@dataclass
+class EdgeReading:
+    """What the steps after the first read (steps 1–2 of the module docstring, before any expansion).
+
+    Attributes:
+        analysis: the message analysis (``analysis.components``: the significant components).
+        values: vocabulary symbol values of the held-out edges with ``r >= r_min`` (where the
+            network's clamped inverse powers equal the expression's).
+        messages: the network's messages on those edges, ``[edges, message dim]``.
+        raw: every message component as a SymPy expression from the masked weights.
+    """
+
+    analysis: MessageAnalysis
+    values: dict[str, np.ndarray]
+    messages: np.ndarray
+    raw: list[sympy.Expr]
+
+
+def read_edges(model: GN, data: ParticleDataset, max_graphs: int = 2000) -> EdgeReading:
+    """Run an EQL GN on held-out graphs and read its messages, their inputs and its raw formulas."""
+    edge = model.edge_model
+    if not isinstance(edge, EQLEdge):
+        raise ConfigError("extract() reads equations from an EQL edge model; for an MLP edge model "
+                          "use symbolic regression (sr) on its messages instead")
+    sample = collect_messages(model, data, max_graphs)
+    values = edge_values(sample)
+    inside = values["r"] >= edge.r_min
+    return EdgeReading(analyze_messages(sample), {k: v[inside] for k, v in values.items()}, sample.messages[inside],
+                       [to_vocabulary(e) for e in edge.to_sympy()])
 
 
 def _with_timeout(fn: Callable[[], sympy.Expr], seconds: float, fallback: sympy.Expr) -> sympy.Expr:
@@ -329,23 +360,14 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
         share: refitted terms typically smaller than this fraction of the message are dropped.
         forward: terms up to which the refit's forward path is walked (0: backward elimination alone).
     """
-    edge = model.edge_model
-    if not isinstance(edge, EQLEdge):
-        raise ConfigError("extract() reads equations from an EQL edge model; for an MLP edge model "
-                          "use symbolic regression (sr) on its messages instead")
-    sample = collect_messages(model, data, max_graphs)
-    analysis = analyze_messages(sample)
-    values = edge_values(sample)
-    inside = values["r"] >= edge.r_min  # where the network's clamped 1/r equals the expression's
-    values = {k: v[inside] for k, v in values.items()}
-    messages = sample.messages[inside]
-    raw = [to_vocabulary(e) for e in edge.to_sympy()]
+    reading = read_edges(model, data, max_graphs)
+    values, messages, raw = reading.values, reading.messages, reading.raw
     weights, refitted, dropped, errors, refit_errors = [], [], [], [], []
-    for c in analysis.components:
+    for c in reading.analysis.components:
         exact = evaluate([raw[c]], values)[:, 0]
         message = messages[:, c]
         errors.append(float(np.max(np.abs(exact - message)) / max(np.max(np.abs(message)), 1e-12)))
-        expanded = expand_component(raw[c], timeout, edge.expanded_terms(c))
+        expanded = expand_component(raw[c], timeout, model.edge_model.expanded_terms(c))
         kept, n_dropped = prune_terms(expanded, values, float(message.std()), tolerance)
         weights.append(round_constants(kept, digits))
         dropped.append(n_dropped)
@@ -355,5 +377,5 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
             refitted.append(weights[-1] if expression is None else round_constants(expression, digits))
             refit_errors.append(held_error)
     expressions = refitted if refit else weights
-    return Equations(expressions, analysis.components, unrotated(expressions, data.dim), max(errors), dropped, weights,
-                     refit_errors if refit else None)
+    return Equations(expressions, reading.analysis.components, unrotated(expressions, data.dim), max(errors), dropped,
+                     weights, refit_errors if refit else None)

@@ -27,7 +27,7 @@ from .result import RESULT_FILE, RunResult, RunSettings, Timings
 from .rundir import ANALYSIS_FILE, MODEL_FILE, RunDirectory, RunRecord
 from .simulator import SimulationConfig
 from .sources import DEFAULT_CACHE, DataSource
-from .targets import target_for
+from .targets import ForceTarget, PotentialTarget, target_for
 from .train import fit
 
 
@@ -302,18 +302,27 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
     settings = plan.settings
     if settings.sr is None:
         return _Found([], "none")
-    from .extraction import round_constants
     from .symbolic import fit_messages
 
     fits = fit_messages(collect_messages(model, data), analysis.components, engine=settings.sr,
                         budget=settings.sr_budget, seed=plan.seed)
     atomic_write_json(directory.file("sr_fits.json"), [f.to_dict() for f in fits])
-    expressions = target.clean([round_constants(f.expression, 4) for f in fits], 4)
+    expressions = sr_equations(target, [f.expression for f in fits])
     found = _Found(expressions, settings.sr)
     if law is not None:
         found.verdict = target.verdict(expressions, law, dim)
         found.verdict["unrotated"] = unrotated(expressions, dim)
     return found
+
+
+SR_DIGITS = 4  # significant digits of the constants of symbolic-regression equations
+
+
+def sr_equations(target: ForceTarget | PotentialTarget, expressions: list) -> list:
+    """SR expressions as a run reports and judges them: constants rounded, then the target's cleaning."""
+    from .extraction import round_constants
+
+    return target.clean([round_constants(e, SR_DIGITS) for e in expressions], SR_DIGITS)
 
 
 def _compose(plan: _Plan, model, splits: tuple, components: list[int], edge_expressions: list,

@@ -111,8 +111,6 @@ def symbolic_network(model: GN, expressions: Sequence, components: Sequence[int]
     from .errors import EqlgnError
     from .extraction import round_constants
     from .objective import evaluate
-    from .recipes import recommended_config
-    from .train import fit
 
     train, val, test = splits
     device = next(model.parameters()).device
@@ -122,11 +120,8 @@ def symbolic_network(model: GN, expressions: Sequence, components: Sequence[int]
     gn_loss = evaluate(model, test, device) if gn_loss is None else gn_loss
     as_read = evaluate(network, test, device)
     try:
-        for held, part in ((True, steps // 2), (False, steps - steps // 2)):  # node model first, then both
-            edge.theta.requires_grad_(not held)
-            config = recommended_config("mlp", variant=model.variant, steps=max(part, 1), max_lr=1e-3, seed=seed,
-                                        device=str(device))  # optimiser and budget only: the network is given
-            network = fit(train, config, val=val, model=network, progress=False).model
+        network = finetune(network, train, val, steps // 2, seed, hold_constants=True)  # node model first
+        network = finetune(network, train, val, steps - steps // 2, seed)  # then both
         finetuned = evaluate(network, test, device)
     except EqlgnError:  # the loss or the weights became non-finite
         finetuned = None
@@ -135,3 +130,22 @@ def symbolic_network(model: GN, expressions: Sequence, components: Sequence[int]
     ratio = None if finetuned is None or gn_loss <= 0 else finetuned / gn_loss
     return SymbolicNetwork(as_read if math.isfinite(as_read) else None, finetuned, gn_loss, ratio, steps,
                            [str(round_constants(e, 4)) for e in edge.to_sympy()])
+
+
+def finetune(network: GN, train, val, steps: int, seed: int = 0, hold_constants: bool = False) -> GN:
+    """Train a GN whose edge model is a :class:`SymbolicEdge` for ``steps`` (at least 1) at a small learning rate.
+
+    ``hold_constants``: the formula's constants are held (only the node model learns); they
+    are trainable again afterwards.
+    """
+    from .recipes import recommended_config
+    from .train import fit
+
+    theta = network.edge_model.theta
+    config = recommended_config("mlp", variant=network.variant, steps=max(steps, 1), max_lr=1e-3, seed=seed,
+                                device=str(theta.device))  # optimiser and budget only: the network is given
+    theta.requires_grad_(not hold_constants)
+    try:
+        return fit(train, config, val=val, model=network, progress=False).model
+    finally:
+        theta.requires_grad_(True)

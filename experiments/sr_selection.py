@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 import eqlgn
-from eqlgn.extraction import round_constants
+from eqlgn.pipeline import sr_equations
 from eqlgn.sr import choose
 from eqlgn.targets import target_for
 
@@ -39,7 +39,7 @@ def verdicts(path: Path, tolerances=TOLERANCES) -> tuple[eqlgn.RunResult, dict[f
     out = {}
     for tolerance in tolerances:
         chosen = [f.candidates[choose(f.candidates, tolerance)].expression for f in fits]
-        expressions = target.clean([round_constants(e, 4) for e in chosen], 4)
+        expressions = sr_equations(target, chosen)
         verdict = target.verdict(expressions, result.law, result.dim)
         out[tolerance] = (verdict["status"], [str(e) for e in expressions])
     return result, out

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from eqlgn.analysis import analyze_messages, collect_messages
-from eqlgn.equations import evaluate, to_vocabulary
-from eqlgn.extraction import edge_values, expand_component, round_constants, sparse_refit, typical_share
+from eqlgn.equations import evaluate
+from eqlgn.extraction import expand_component, read_edges, round_constants, sparse_refit, typical_share
 from eqlgn.rundir import RunDirectory
 
 
@@ -30,16 +29,11 @@ def shares(path: Path) -> list[list[tuple[sympy.Expr, float]]]:
     directory = RunDirectory(path)
     train, val, _ = directory.splits(directory.read())
     model = directory.trained().model
-    edge = model.edge_model
-    sample = collect_messages(model, val if len(val) else train, 2000)
-    values = edge_values(sample)
-    inside = values["r"] >= edge.r_min
-    values = {k: v[inside] for k, v in values.items()}
-    messages = sample.messages[inside].astype(np.float64)
-    raw = [to_vocabulary(e) for e in edge.to_sympy()]
+    reading = read_edges(model, val if len(val) else train, 2000)
+    values, messages = reading.values, reading.messages.astype(np.float64)
     out = []
-    for c in analyze_messages(sample).components:
-        expanded = expand_component(raw[c], 10.0, edge.expanded_terms(c))
+    for c in reading.analysis.components:
+        expanded = expand_component(reading.raw[c], 10.0, model.edge_model.expanded_terms(c))
         refitted, _ = sparse_refit(expanded, values, messages[:, c], share=0.0)
         if refitted is None:
             out.append([])

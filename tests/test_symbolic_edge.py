@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 import eqlgn
 from eqlgn.models import GN, NodeMLP
 from eqlgn.objective import evaluate
-from eqlgn.symbolic_edge import SymbolicEdge
+from eqlgn.symbolic_edge import SymbolicEdge, finetune
 
 
 def test_each_expression_has_its_own_trainable_constants():
@@ -45,6 +47,21 @@ def test_a_right_law_keeps_the_loss_and_a_wrong_one_loses_it(small_spring):
             losses[name] = evaluate(eqlgn.fit(train, config, model=network, progress=False).model, test,
                                     torch.device("cpu"))
         assert losses["right"] < 0.5 * min(losses["gravity"], losses["linear"]), losses
+
+
+def test_fine_tuning_can_hold_the_formulas_constants_while_the_node_model_learns(small_spring):
+    """The first half of the formula network's fine-tuning (docs/method.md, "The network is the formula")."""
+    torch.set_num_threads(1)
+    train, val, _ = small_spring.split(seed=0)
+    torch.manual_seed(0)
+    network = GN(SymbolicEdge(["0.3*dx - 0.3*dx/r", "0.3*dy - 0.3*dy/r"], 2, 2), NodeMLP(6, 2, 2, 32, 2), "bottleneck")
+    constants, node = network.edge_model.theta.detach().clone(), copy.deepcopy(network.node_model.state_dict())
+    network = finetune(network, train, val, 20, hold_constants=True)
+    assert torch.equal(network.edge_model.theta.detach(), constants)
+    assert any(not torch.equal(v, node[k]) for k, v in network.node_model.state_dict().items())
+    assert network.edge_model.theta.requires_grad  # trainable again for the joint half
+    network = finetune(network, train, val, 20)
+    assert not torch.equal(network.edge_model.theta.detach(), constants)
 
 
 def test_an_eql_run_reports_the_formula_as_its_edge_model(tmp_path):
