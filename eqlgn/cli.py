@@ -140,9 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SR iterations per expression (PySR niterations, operon generations; default 100)")
     p.add_argument("--compose", action="store_true",
                    help="also fit the node model symbolically and report the composed model's test loss")
-    p.add_argument("--data", default=None,
-                   help="your data instead of a simulation: an eqlgn dataset .npz or a trajectory file (.csv long "
-                        "format sim,t,particle,x,y[,z],q,m or .npz positions/times/masses); dim and n come from it")
+    p.add_argument("--data", nargs="+", default=None,
+                   help="your data instead of a simulation: an eqlgn dataset .npz, or trajectory files and folders of "
+                        "them (.csv long format sim,t,particle,x,y[,z],q,m, simulations of any lengths; .npz "
+                        "positions/times/masses); dim and n come from them")
     p.add_argument("--derivative", default="central", choices=["central", "savgol"],
                    help="how accelerations are estimated from trajectory positions (default central; savgol for "
                         "noisy positions)")

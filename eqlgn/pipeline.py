@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def run(
     sr: str | None = None,
     sr_budget: int = 100,
     compose: bool = False,
-    data: str | os.PathLike | DataSource | ParticleDataset | None = None,
+    data: str | os.PathLike | Sequence[str | os.PathLike] | DataSource | ParticleDataset | None = None,
 ) -> RunResult:
     """Simulate (or reuse data) -> train -> extract -> judge; write ``out/result.json``.
 
@@ -118,9 +119,10 @@ def run(
         sr_budget: SR iterations per expression (PySR ``niterations``, operon generations).
         compose: also fit the node model symbolically (engine ``sr``, default ``operon``) and
             report the composed symbolic model's test loss next to the GN's.
-        data: users' data instead of a simulation: a dataset, an eqlgn dataset file or a
-            trajectory file (a path, or a :class:`~eqlgn.sources.DataSource` that also says
-            how to estimate accelerations; see :mod:`eqlgn.trajectories`).
+        data: users' data instead of a simulation: a dataset, an eqlgn dataset file, or
+            trajectory files and folders (a path, a list of them, or a
+            :class:`~eqlgn.sources.DataSource` that also says how to estimate accelerations;
+            see :mod:`eqlgn.trajectories`).
 
     Returns:
         The :class:`~eqlgn.result.RunResult` (also written to ``out/result.json``).
@@ -143,8 +145,8 @@ def run(
     plan = _Plan(config, RunSettings(config, None, prune_outliers, sr, sr_budget, compose), seed, resume, progress,
                  None if cache_dir is None else str(cache_dir))
     if data is not None:
-        if isinstance(data, (str, os.PathLike)):
-            data = DataSource(str(data))
+        if isinstance(data, (str, os.PathLike, list, tuple)):
+            data = DataSource(tuple(data) if isinstance(data, (list, tuple)) else data)
         if isinstance(data, DataSource):
             plan.settings.data_source, plan.source = data.to_dict(), data
             data = data.load(law)

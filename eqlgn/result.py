@@ -54,7 +54,7 @@ class RunSettings:
     sr: str | None = None
     sr_budget: int = 100
     compose: bool = False
-    data_source: dict | None = None  # users' data: {"path", "derivative", "window"}
+    data_source: dict | None = None  # users' data: {"paths", "derivative", "window"} (DataSource.to_dict)
 
     def to_dict(self) -> dict:
         return {"simulation": None if self.simulation is None else dataclasses.asdict(self.simulation),

@@ -71,7 +71,7 @@ class RunRecord:
         simulation = data.get("simulation")
         source = data.get("data_source")
         return cls(train, None if simulation is None else SimulationConfig(**simulation),
-                   None if source is None else DataSource(**source), data.get("prune_outliers", False),
+                   None if source is None else DataSource.from_dict(source), data.get("prune_outliers", False),
                    data.get("cache_dir"), data.get("split_seed", train.seed),
                    data.get("law", None if simulation is None else simulation.get("law")),
                    data.get("status", "trained"), data.get("test_loss"), data.get("seconds"))
@@ -81,7 +81,7 @@ class RunRecord:
         """The record of an ``eqlgn run`` directory of an earlier version (only ``result.json``)."""
         settings = result.config
         return cls(settings.train, settings.simulation, None if settings.data_source is None
-                   else DataSource(**settings.data_source), settings.prune_outliers, DEFAULT_CACHE, result.seed,
+                   else DataSource.from_dict(settings.data_source), settings.prune_outliers, DEFAULT_CACHE, result.seed,
                    result.law, "finished", result.test_loss, result.seconds.total)
 
 

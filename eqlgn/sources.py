@@ -1,6 +1,6 @@
 """Where a run's data come from: a simulation, a user's file, or a dataset in memory; the split.
 
-:class:`DataSource` names a user's file and how to read it (a trajectory file's derivative
+:class:`DataSource` names a user's files and how to read them (a trajectory file's derivative
 estimator); :func:`load_data` reads it; :func:`prepare_data` simulates or takes the data,
 IQR-prunes them if asked and splits them 80/10/10 by simulation. A run directory records
 its source (:mod:`eqlgn.rundir`), so every verb can rebuild the same splits.
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .data import ParticleDataset
+from .errors import DatasetError
 from .simulator import SimulationConfig, simulate
 
 DEFAULT_CACHE = "data/cache"
@@ -23,49 +25,69 @@ DEFAULT_CACHE = "data/cache"
 
 @dataclass(frozen=True)
 class DataSource:
-    """A user's data file: an eqlgn dataset (``.npz`` with ``nodes``) or a trajectory file.
+    """A user's data: an eqlgn dataset (``.npz`` with ``nodes``) or trajectory files.
 
     Attributes:
-        path: the file.
+        paths: an eqlgn dataset file alone, or trajectory files and folders of them
+            (:func:`eqlgn.trajectories.load_trajectories`); one path may be given as a string.
         derivative: how accelerations are estimated from trajectory positions
             (``central`` or ``savgol``; ignored for datasets).
         window: Savitzky-Golay window in snapshots.
     """
 
-    path: str
+    paths: tuple[str, ...]
     derivative: str = "central"
     window: int = 7
 
+    def __post_init__(self) -> None:
+        paths = [self.paths] if isinstance(self.paths, (str, os.PathLike)) else list(self.paths)
+        object.__setattr__(self, "paths", tuple(str(p) for p in paths))
+
     def load(self, law: str | None = None) -> ParticleDataset:
-        return load_data(self.path, law, self.derivative, self.window)
+        return load_data(self.paths, law, self.derivative, self.window)
 
     def to_dict(self) -> dict:
-        return {"path": str(Path(self.path).resolve()), "derivative": self.derivative, "window": self.window}
+        return {"paths": [str(Path(p).resolve()) for p in self.paths], "derivative": self.derivative,
+                "window": self.window}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> DataSource:
+        """Read :meth:`to_dict`'s record, or an earlier one that named a single ``path``."""
+        paths = record["paths"] if "paths" in record else [record["path"]]
+        return cls(tuple(paths), record.get("derivative", "central"), record.get("window", 7))
 
 
-def load_data(path: str | os.PathLike, law: str | None = None, derivative: str = "central",
-              window: int = 7) -> ParticleDataset:
-    """Users' data: an eqlgn dataset (``.npz`` with ``nodes``) or a trajectory file (CSV / npz positions).
+def load_data(paths: str | os.PathLike | Sequence[str | os.PathLike], law: str | None = None,
+              derivative: str = "central", window: int = 7) -> ParticleDataset:
+    """Users' data: an eqlgn dataset (``.npz`` with ``nodes``) or trajectory files (CSV / npz positions, folders).
 
     ``law``, when given, names the force law of trajectory data (for the judge); a dataset
-    that records another law is refused.
+    that records another law is refused. A dataset file is read alone.
     """
     from .trajectories import load_trajectories
 
-    path = Path(path)
-    is_dataset = False
-    if path.suffix.lower() == ".npz" and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                is_dataset = "nodes" in archive.files
-        except Exception:
-            is_dataset = False  # let the loaders name the fault
-    if not is_dataset:
-        return load_trajectories(path, law=law, method=derivative, window=window)
-    data = ParticleDataset.load(path)
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    datasets = [Path(p) for p in items if _is_dataset(Path(p))]
+    if not datasets:
+        return load_trajectories(items, law=law, method=derivative, window=window)
+    if len(items) > 1:
+        raise DatasetError(f"{str(datasets[0])!r} is an eqlgn dataset, which a run reads alone; give it without "
+                           "other files (several files in one run are trajectory files)")
+    data = ParticleDataset.load(datasets[0])
     if law is not None and data.meta.law is not None:
-        data.check_matches(law=law, source=f"dataset {str(path)!r}")
+        data.check_matches(law=law, source=f"dataset {str(datasets[0])!r}")
     return data
+
+
+def _is_dataset(path: Path) -> bool:
+    """An eqlgn dataset file (an npz with ``nodes``), not a trajectory file."""
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return "nodes" in archive.files
+    except Exception:
+        return False  # let the loaders name the fault
 
 
 def prepare_data(sim: SimulationConfig | None, cache_dir: str | os.PathLike | None = DEFAULT_CACHE,

@@ -3,15 +3,22 @@
 Two file formats, read by :func:`load_trajectories`:
 
 * **CSV**, long format with a header ``sim,t,particle,x,y[,z],q,m``: one row per particle
-  per time; ``q`` may be absent (then 0); extra columns are ignored.
+  per time; ``q`` may be absent (then 0); extra columns are ignored. Simulations may have
+  different lengths and time steps (ragged); within one, every particle has a row at every
+  time of that simulation (particles that enter or leave are refused, naming the row).
 * **npz** with ``positions [S, T, n, D]`` (or ``[T, n, D]`` for one simulation),
   ``times [T]``, ``masses [S, n]`` or ``[n]`` and optional ``charges`` of the same shape.
 
+Several files, or a folder of them, make one dataset: its simulations are numbered in the
+order of the files (a folder's ``.csv`` and ``.npz`` files sorted by name), then of their
+``sim`` values. All must have the same dimension and particle count (a GN's graph).
+
 Velocities and accelerations are estimated from the positions (:func:`differentiate`) on
-uniform time steps: ``central`` differences (second order in the step: errors ``h²/6 x'''``
-and ``h²/12 x''''``) or a ``savgol`` Savitzky–Golay smoothing derivative for noisy
-positions. The snapshots at the ends of every trajectory, where the stencil does not fit,
-are dropped. The method is recorded in the dataset metadata (``derivatives``).
+uniform time steps, simulation by simulation: ``central`` differences (second order in the
+step: errors ``h²/6 x'''`` and ``h²/12 x''''``) or a ``savgol`` Savitzky–Golay smoothing
+derivative for noisy positions. The snapshots at the ends of every trajectory, where the
+stencil does not fit, are dropped. The method is recorded in the dataset metadata
+(``derivatives``).
 
 :func:`save_trajectories` writes a simulated dataset's positions in either format, so the
 same pipeline can be tested on data with known truth; :func:`add_noise` perturbs
@@ -23,6 +30,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,40 +43,86 @@ from .layout import NodeLayout
 
 METHODS = ("central", "savgol")
 NOISE_TARGETS = ("positions", "accelerations")
+SUFFIXES = (".csv", ".npz")
 
 
-def load_trajectories(path: str | os.PathLike, law: str | None = None, method: str = "central",
-                      window: int = 7, order: int = 3) -> ParticleDataset:
-    """Read a trajectory file (CSV or npz, see module docstring) into a dataset.
+@dataclass
+class Simulation:
+    """One simulation's trajectories as read from a file.
+
+    Attributes:
+        positions: ``[T, n, D]`` at ``times``.
+        times: ``[T]``, uniform steps (checked when differentiated).
+        masses, charges: ``[n]``.
+        name: where it came from, for messages (``'run1.csv' sim 3``).
+    """
+
+    positions: np.ndarray
+    times: np.ndarray
+    masses: np.ndarray
+    charges: np.ndarray
+    name: str
+
+
+def trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The files named by ``paths``: files as given, a folder's ``.csv`` / ``.npz`` files sorted by name."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not items:
+        raise DatasetError("no trajectory file given")
+    files: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+            if not found:
+                raise DatasetError(f"folder {str(item)!r} holds no .csv or .npz trajectory file")
+            files += found
+        elif not item.is_file():
+            raise DatasetError(f"trajectory file {str(item)!r} does not exist")
+        else:
+            files.append(item)
+    repeated = [str(f) for i, f in enumerate(files) if f.resolve() in {g.resolve() for g in files[:i]}]
+    if repeated:
+        raise DatasetError(f"trajectory file {repeated[0]!r} is named twice")
+    return files
+
+
+def load_trajectories(paths: str | os.PathLike | Sequence[str | os.PathLike], law: str | None = None,
+                      method: str = "central", window: int = 7, order: int = 3) -> ParticleDataset:
+    """Read trajectory files (CSV or npz, see module docstring) into one dataset.
 
     Args:
-        path: ``.csv`` or ``.npz`` file.
+        paths: a ``.csv`` or ``.npz`` file, a folder of them, or a list of files and folders.
         law: the force law when known (kept in the metadata, used by the judge).
         method: ``central`` differences or ``savgol`` (Savitzky–Golay, for noisy data).
         window, order: Savitzky–Golay window (odd, in snapshots) and polynomial order.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"trajectory file {str(path)!r} does not exist")
-    if path.suffix.lower() == ".csv":
-        positions, times, masses, charges = _read_csv(path)
-    elif path.suffix.lower() == ".npz":
-        positions, times, masses, charges = _read_npz(path)
-    else:
-        raise DatasetError(f"{str(path)!r}: trajectory files are .csv (long format) or .npz; see "
-                           "eqlgn.trajectories for the columns and arrays")
-    return from_trajectories(positions, times, masses, charges, law=law, method=method, window=window, order=order)
+    simulations: list[Simulation] = []
+    for path in trajectory_files(paths):
+        if path.suffix.lower() == ".csv":
+            simulations += _read_csv(path)
+        elif path.suffix.lower() == ".npz":
+            simulations += _read_npz(path)
+        else:
+            raise DatasetError(f"{str(path)!r}: trajectory files are .csv (long format) or .npz; see "
+                               "eqlgn.trajectories for the columns and arrays")
+    return from_simulations(simulations, law=law, method=method, window=window, order=order)
 
 
 def from_trajectories(positions: np.ndarray, times: np.ndarray, masses: np.ndarray, charges: np.ndarray | None = None,
                       law: str | None = None, method: str = "central", window: int = 7,
                       order: int = 3) -> ParticleDataset:
     """Build a dataset from positions ``[S, T, n, D]``, times ``[T]`` and masses/charges ``[S, n]``."""
+    return from_simulations(_split_arrays(positions, times, masses, charges, "array"), law=law, method=method,
+                            window=window, order=order)
+
+
+def _split_arrays(positions, times, masses, charges, source: str) -> list[Simulation]:
+    """Checked rectangular arrays -> one :class:`Simulation` per row of ``positions``."""
     positions = np.asarray(positions, dtype=np.float64)
     if positions.ndim != 4 or positions.shape[-1] not in (2, 3) or positions.shape[2] < 2:
         raise DatasetError(f"array 'positions' must be [S, T, n, D] with n >= 2 and D in (2, 3), "
                            f"got shape {positions.shape}")
-    s, t, n, d = positions.shape
+    s, t, n, _ = positions.shape
     times = np.asarray(times, dtype=np.float64)
     masses = np.asarray(masses, dtype=np.float64)
     charges = np.zeros((s, n)) if charges is None else np.asarray(charges, dtype=np.float64)
@@ -75,16 +130,49 @@ def from_trajectories(positions: np.ndarray, times: np.ndarray, masses: np.ndarr
     _check_array("masses", masses, (s, n))
     _check_array("charges", charges, (s, n))
     _check_array("positions", positions, positions.shape)
-    if (masses <= 0).any():
-        raise DatasetError("array 'masses' must hold positive values")
-    step = uniform_step(times)
-    velocities, accelerations, keep, label = differentiate(positions, step, method, window, order)
-    nodes = NodeLayout(d).assemble(positions[:, keep], velocities, charges[:, None, :], masses[:, None, :])
-    meta = DatasetMeta(law=law, dim=d, n_particles=n, dt=step, softening=0.0, sims=s,
-                       integrator="trajectory file", derivatives=label, charge_choices=sorted(set(charges.ravel())))
-    return ParticleDataset(nodes.reshape(s * len(keep), n, NodeLayout(d).width),
-                           accelerations.reshape(s * len(keep), n, d),
-                           np.repeat(np.arange(s), len(keep)), np.tile(times[keep], s), meta)
+    return [Simulation(positions[i], times, masses[i], charges[i], f"{source} sim {i}") for i in range(s)]
+
+
+def from_simulations(simulations: Sequence[Simulation], law: str | None = None, method: str = "central",
+                     window: int = 7, order: int = 3) -> ParticleDataset:
+    """One dataset from simulations of any lengths (the same particle count and dimension), differentiated one by one.
+
+    The dataset's ``dt`` is the common time step, or ``None`` when the simulations' steps differ.
+    """
+    if not simulations:
+        raise DatasetError("no simulation to read")
+    first = simulations[0]
+    _, n, d = first.positions.shape
+    for sim in simulations:
+        if sim.positions.shape[2] != d:
+            raise DatasetError(f"{sim.name} is {sim.positions.shape[2]}D but {first.name} is {d}D; one run reads "
+                               "data of one dimension")
+        if sim.positions.shape[1] != n:
+            raise DatasetError(f"{sim.name} has {sim.positions.shape[1]} particle(s) but {first.name} has {n}; a GN "
+                               "graph has one particle count: put simulations with other counts in another run")
+        if (sim.masses <= 0).any():
+            raise DatasetError(f"{sim.name}: masses must be positive, got {sim.masses.min():g}")
+    layout = NodeLayout(d)
+    nodes, accelerations, sim_ids, times, steps, label = [], [], [], [], [], ""
+    for i, sim in enumerate(simulations):
+        try:
+            step = uniform_step(sim.times)
+            velocities, acc, keep, label = differentiate(sim.positions[None], step, method, window, order)
+        except (DatasetError, ConfigError) as exc:
+            raise type(exc)(f"{sim.name}: {exc}") from None
+        nodes.append(layout.assemble(sim.positions[None, keep], velocities, sim.charges[None, None, :],
+                                     sim.masses[None, None, :])[0])
+        accelerations.append(acc[0])
+        sim_ids.append(np.full(len(keep), i))
+        times.append(sim.times[keep])
+        steps.append(step)
+    common = float(np.median(steps))
+    dt = common if all(abs(h - common) <= 1e-3 * common for h in steps) else None
+    charge_values = sorted({float(q) for sim in simulations for q in sim.charges})
+    meta = DatasetMeta(law=law, dim=d, n_particles=n, dt=dt, softening=0.0, sims=len(simulations),
+                       integrator="trajectory file", derivatives=label, charge_choices=charge_values)
+    return ParticleDataset(np.concatenate(nodes), np.concatenate(accelerations), np.concatenate(sim_ids),
+                           np.concatenate(times), meta)
 
 
 def uniform_step(times: np.ndarray) -> float:
@@ -139,7 +227,7 @@ def _check_array(name: str, array: np.ndarray, shape: tuple) -> None:
         raise DatasetError(f"array {name!r} holds {int(bad.sum())} NaN/inf values (first at index {first})")
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
+def _read_npz(path: Path) -> list[Simulation]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
@@ -162,11 +250,11 @@ def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
     charges = arrays.get("charges")
     if charges is not None and charges.shape == (n,):
         charges = np.broadcast_to(charges, (s, n))
-    return positions, arrays["times"], masses, charges
+    return _split_arrays(positions, arrays["times"], masses, charges, repr(str(path)))
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, ...]:
-    """Long-format CSV -> positions [S, T, n, D], times [T], masses [S, n], charges [S, n]."""
+def _read_csv(path: Path) -> list[Simulation]:
+    """Long-format CSV -> one :class:`Simulation` per value of ``sim`` (in increasing order)."""
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
         header = [h.strip() for h in next(reader, [])]
@@ -192,39 +280,47 @@ def _read_csv(path: Path) -> tuple[np.ndarray, ...]:
     return _assemble(path, values, names, [number for number, _ in rows], dim)
 
 
-def _assemble(path: Path, values: np.ndarray, names: list[str], rows: list[int], dim: int) -> tuple[np.ndarray, ...]:
+def _assemble(path: Path, values: np.ndarray, names: list[str], rows: list[int], dim: int) -> list[Simulation]:
     col = {c: values[:, names.index(c)] for c in names}
-    sims, times, particles = np.unique(col["sim"]), np.unique(col["t"]), np.unique(col["particle"])
-    s, t, n = len(sims), len(times), len(particles)
-    si, ti, pi = (np.searchsorted(u, col[c]) for u, c in ((sims, "sim"), (times, "t"), (particles, "particle")))
-    count = np.zeros((s, t, n), dtype=int)
-    np.add.at(count, (si, ti, pi), 1)
+    rows = np.asarray(rows)
+    order = np.argsort(col["sim"], kind="stable")
+    sims, starts = np.unique(col["sim"][order], return_index=True)
+    return [_one_simulation(path, sim, {c: v[part] for c, v in col.items()}, rows[part], dim)
+            for sim, part in zip(sims, np.split(order, starts[1:]))]
+
+
+def _one_simulation(path: Path, sim: float, col: dict[str, np.ndarray], rows: np.ndarray, dim: int) -> Simulation:
+    """The rows of one simulation (file order) -> positions [T, n, D] on its own times."""
+    times, particles = np.unique(col["t"]), np.unique(col["particle"])
+    t, n = len(times), len(particles)
+    ti, pi = np.searchsorted(times, col["t"]), np.searchsorted(particles, col["particle"])
+    count = np.zeros((t, n), dtype=int)
+    np.add.at(count, (ti, pi), 1)
     if (count > 1).any():
-        keys = (si * t + ti) * n + pi
+        keys = ti * n + pi
         repeated = np.ones(len(keys), dtype=bool)
         repeated[np.unique(keys, return_index=True)[1]] = False
         k = int(np.argmax(repeated))
         raise DatasetError(f"{str(path)!r} row {rows[k]}: particle {col['particle'][k]:g} at t={col['t'][k]:g} in sim "
-                           f"{col['sim'][k]:g} appears more than once")
+                           f"{sim:g} appears more than once")
     if (count == 0).any():
-        a, b, c = (int(v) for v in np.argwhere(count == 0)[0])
-        raise DatasetError(f"{str(path)!r}: no row for particle {particles[c]:g} at t={times[b]:g} in sim {sims[a]:g} "
-                           "(every particle needs a row at every time of its simulation; ragged simulations "
-                           "go in separate files)")
-    positions = np.empty((s, t, n, dim))
+        b, c = (int(v) for v in np.argwhere(count == 0)[0])
+        first = rows[int(np.argmax(pi == c))]
+        raise DatasetError(f"{str(path)!r}: no row for particle {particles[c]:g} at t={times[b]:g} in sim {sim:g}, "
+                           f"though it has rows at other times of that simulation (from row {first}); particles that "
+                           "enter or leave a simulation are not supported: split the simulation where its set of "
+                           "particles changes, or leave the particle out")
+    positions = np.empty((t, n, dim))
     for k, axis in enumerate("xyz"[:dim]):
-        positions[si, ti, pi, k] = col[axis]
-    masses, charges = np.empty((s, n)), np.zeros((s, n))
-    first = np.unique(si * n + pi, return_index=True)[1]  # the first row of each particle
-    masses[si[first], pi[first]] = col["m"][first]
-    if "q" in col:
-        charges[si[first], pi[first]] = col["q"][first]
-    changed = np.abs(masses[si, pi] - col["m"]) > 1e-9 * np.abs(col["m"])
+        positions[ti, pi, k] = col[axis]
+    first = np.unique(pi, return_index=True)[1]  # the first row of each particle
+    masses, charges = col["m"][first], col["q"][first] if "q" in col else np.zeros(n)
+    changed = np.abs(masses[pi] - col["m"]) > 1e-9 * np.abs(col["m"])
     if changed.any():
         k = int(np.argmax(changed))
         raise DatasetError(f"{str(path)!r} row {rows[k]}: the mass of particle {col['particle'][k]:g} "
                            "changes over time")
-    return positions, times, masses, charges
+    return Simulation(positions, times, masses, charges, f"{str(path)!r} sim {sim:g} (from row {rows.min()})")
 
 
 def trajectories_of(data: ParticleDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

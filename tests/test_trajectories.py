@@ -58,6 +58,61 @@ def test_csv_and_npz_give_the_same_dataset(tmp_path):
     assert a.meta.law == "charge" and a.meta.integrator == "trajectory file"
 
 
+def _rows(path):
+    header, *rows = path.read_text().splitlines()
+    return header, rows
+
+
+def test_ragged_simulations_in_one_file_read_as_each_on_its_own(tmp_path):
+    """Sims of different lengths and time steps in one CSV: each is differentiated on its own times."""
+    data = eqlgn.simulate("r2", 2, 3, 3, seed=0, steps=60, progress=False)  # 12 snapshots per sim
+    header, rows = _rows(save_trajectories(data, tmp_path / "t.csv"))
+    by_sim = [[r for r in rows if r.startswith(f"{s},")] for s in range(3)]
+    # sim 1 loses its last 4 times; sim 2 keeps every other time (twice the step)
+    times = sorted({float(r.split(",")[1]) for r in by_sim[0]})
+    kept = [by_sim[0], [r for r in by_sim[1] if float(r.split(",")[1]) <= times[7]],
+            [r for r in by_sim[2] if times.index(float(r.split(",")[1])) % 2 == 0]]
+    ragged = load_trajectories(write_csv(tmp_path / "ragged.csv", sum(kept, []), header), law="r2")
+    assert [int((ragged.sim_ids == s).sum()) for s in range(3)] == [10, 6, 4]
+    assert ragged.meta.dt is None and ragged.meta.sims == 3  # the steps differ
+    for s, part in enumerate(kept):  # the same as that simulation alone in its own file
+        alone = load_trajectories(write_csv(tmp_path / f"alone{s}.csv", part, header))
+        np.testing.assert_array_equal(ragged.accelerations[ragged.sim_ids == s], alone.accelerations)
+        np.testing.assert_array_equal(ragged.times[ragged.sim_ids == s], alone.times)
+
+
+def test_several_files_or_a_folder_make_one_dataset(tmp_path):
+    data = eqlgn.simulate("spring", 2, 3, 4, seed=0, steps=60, progress=False)
+    whole = load_trajectories(save_trajectories(data, tmp_path / "whole.csv"))
+    header, rows = _rows(tmp_path / "whole.csv")
+    folder = tmp_path / "tracks"
+    folder.mkdir()
+    write_csv(folder / "a.csv", [r for r in rows if r[0] in "01"], header)
+    later = [r for r in rows if r[0] in "23"]  # its own sim numbers: 0 and 1 again
+    write_csv(folder / "b.csv", [str(int(r[0]) - 2) + r[1:] for r in later], header)
+    (folder / "notes.txt").write_text("not data")
+    for given in (folder, [folder / "a.csv", folder / "b.csv"]):
+        read = load_trajectories(given)
+        for name in ("nodes", "accelerations", "sim_ids", "times"):
+            np.testing.assert_array_equal(getattr(read, name), getattr(whole, name))
+    swapped = load_trajectories([folder / "b.csv", folder / "a.csv"])  # numbered in the order given
+    np.testing.assert_array_equal(swapped.nodes[swapped.sim_ids == 0], whole.nodes[whole.sim_ids == 2])
+
+
+def test_files_that_cannot_share_a_run_are_refused_by_name(tmp_path):
+    two = save_trajectories(eqlgn.simulate("spring", 2, 3, 2, seed=0, steps=60, progress=False), tmp_path / "2d.csv")
+    three = save_trajectories(eqlgn.simulate("spring", 3, 3, 2, seed=0, steps=60, progress=False), tmp_path / "3d.npz")
+    four = save_trajectories(eqlgn.simulate("spring", 2, 4, 2, seed=0, steps=60, progress=False), tmp_path / "n4.csv")
+    (tmp_path / "empty").mkdir()
+    cases = [([two, three], r"3d.npz' sim 0 is 3D but .*2d.csv' sim 0 \(from row 2\) is 2D"),
+             ([two, four], r"n4.csv' sim 0 \(from row 2\) has 4 particle\(s\) but .*2d.csv' .* has 3"),
+             ([two, tmp_path / "2d.csv"], "named twice"), ([tmp_path / "empty"], "holds no .csv or .npz"),
+             ([two, tmp_path / "missing.csv"], "missing.csv' does not exist"), ([], "no trajectory file")]
+    for paths, match in cases:
+        with pytest.raises(DatasetError, match=match):
+            load_trajectories(paths)
+
+
 def write_csv(path, rows, header="sim,t,particle,x,y,q,m"):
     path.write_text(header + "\n" + "\n".join(rows) + "\n")
     return path
@@ -70,9 +125,10 @@ def good_rows(sims=1, times=4, particles=2):
 
 @pytest.mark.parametrize("edit, header, match", [
     (lambda r: r, "sim,t,particle,x,y,q", r"header lacks column\(s\) \['m'\]"),
-    (lambda r: r[:3] + r[4:], None, "no row for particle 1 at t=0.1 in sim 0"),
+    (lambda r: r[:3] + r[4:], None, "no row for particle 1 at t=0.1 in sim 0, though it has rows at other times "
+     r"of that simulation \(from row 3\); particles that enter or leave"),
     (lambda r: r + ["1,0.0,0,0,0,1,1", "1,0.1,0,0,0,1,1", "1,0.2,0,0,0,1,1", "1,0.3,0,0,0,1,1"], None,
-     "no row for particle 1 at t=0 in sim 1"),
+     r"sim 1 \(from row 10\) has 1 particle\(s\) but .* sim 0 \(from row 2\) has 2"),
     (lambda r: r[:5] + ["0,0.2,1,nan,0.5,1,2"] + r[6:], None, "row 7: NaN or inf"),
     (lambda r: r[:2], None, "at least 3 time steps"),
     (lambda r: [x.replace("0.3,", "0.35,") for x in r], None, "time steps are not uniform"),
@@ -137,3 +193,38 @@ def test_cli_simulate_saves_trajectories_and_run_reads_them(tmp_path, capsys):
     assert "judge: " in capsys.readouterr().out
     assert main(["run", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r3")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_run_reads_several_files_and_a_rerun_rebuilds_the_same_data(tmp_path, capsys):
+    data = eqlgn.simulate("spring", 2, 3, 10, seed=0, steps=60, progress=False)
+    header, rows = _rows(save_trajectories(data, tmp_path / "whole.csv"))
+    first = write_csv(tmp_path / "first.csv", [r for r in rows if int(r.split(",")[0]) < 5], header)
+    second = write_csv(tmp_path / "second.csv", [r for r in rows if int(r.split(",")[0]) >= 5], header)
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(first), str(second), "--law", "spring", "--edge", "eql", "--steps", "20",
+                 "--out", str(out), "--no-progress"]) == 0
+    source = eqlgn.RunResult.load(out).config.data_source
+    assert source["paths"] == [str(first.resolve()), str(second.resolve())]
+    from eqlgn.rundir import RunDirectory
+
+    rebuilt = RunDirectory(out).read().data_source.load("spring")
+    np.testing.assert_array_equal(rebuilt.nodes, load_trajectories(tmp_path / "whole.csv").nodes)
+    assert main(["run", "--data", str(first), str(tmp_path / "d.npz"), "--out", str(tmp_path / "r2")]) == 2
+    assert "d.npz' does not exist" in capsys.readouterr().err
+
+
+def test_a_run_record_that_named_one_path_still_reads():
+    from eqlgn.sources import DataSource
+
+    old = DataSource.from_dict({"path": "/data/t.csv", "derivative": "savgol", "window": 9})
+    assert old == DataSource(("/data/t.csv",), "savgol", 9) == DataSource("/data/t.csv", "savgol", 9)
+
+
+def test_an_eqlgn_dataset_is_read_alone(tmp_path):
+    from eqlgn.sources import load_data
+
+    data = eqlgn.simulate("spring", 2, 3, 2, seed=0, steps=60, progress=False)
+    dataset, csv_file = data.save(tmp_path / "d.npz"), save_trajectories(data, tmp_path / "t.csv")
+    assert len(load_data([dataset])) == len(data)
+    with pytest.raises(DatasetError, match="d.npz' is an eqlgn dataset, which a run reads alone"):
+        load_data([csv_file, dataset])
