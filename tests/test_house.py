@@ -42,7 +42,7 @@ def test_a_run_on_a_data_file_records_it_and_analyze_reads_it_back(tmp_path):
     path = data.save(tmp_path / "d.npz")
     config = eqlgn.recommended_config("eql", **TINY)
     result = eqlgn.run("spring", edge="eql", out=tmp_path / "run", train=config, data=path, progress=False)
-    assert result.config.data_source["path"] == str(path.resolve())
+    assert result.config.data_source["paths"] == [str(path.resolve())]
     assert eqlgn.analyze_run(tmp_path / "run", figures=False).components == result.significant_components
     in_memory = eqlgn.run("spring", edge="eql", out=tmp_path / "mem", train=config, data=data, progress=False)
     with pytest.raises(EqlgnError, match="passed in memory"):
