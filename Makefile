@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,operon]'
+	$(BIN)/python -m pip install -q -e '.[dev,operon,rebound]'
 	touch $(STAMP)
 
 install: $(STAMP)
