@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .derivatives import METHODS as DERIVATIVE_METHODS
 from .errors import EqlgnError
 
 
@@ -144,10 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your data instead of a simulation: an eqlgn dataset .npz, or trajectory files and folders of "
                         "them (.csv long format sim,t,particle,x,y[,z],q,m, simulations of any lengths; .npz "
                         "positions/times/masses); dim and n come from them")
-    p.add_argument("--derivative", default="central", choices=["central", "savgol"],
+    p.add_argument("--derivative", default="central", choices=list(DERIVATIVE_METHODS),
                    help="how accelerations are estimated from trajectory positions (default central; savgol for "
-                        "noisy positions)")
-    p.add_argument("--window", type=int, default=7, help="Savitzky-Golay window in snapshots (odd; default 7)")
+                        "noisy positions; auto: the Savitzky-Golay window chosen from the data's own noise)")
+    p.add_argument("--window", type=int, default=7,
+                   help="Savitzky-Golay window in snapshots (odd; default 7; with --derivative savgol)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("analyze", help="analyse the messages of a trained run; write figures")

@@ -13,12 +13,11 @@ Several files, or a folder of them, make one dataset: its simulations are number
 order of the files (a folder's ``.csv`` and ``.npz`` files sorted by name), then of their
 ``sim`` values. All must have the same dimension and particle count (a GN's graph).
 
-Velocities and accelerations are estimated from the positions (:func:`differentiate`) on
-uniform time steps, simulation by simulation: ``central`` differences (second order in the
-step: errors ``h²/6 x'''`` and ``h²/12 x''''``) or a ``savgol`` Savitzky–Golay smoothing
-derivative for noisy positions. The snapshots at the ends of every trajectory, where the
-stencil does not fit, are dropped. The method is recorded in the dataset metadata
-(``derivatives``).
+Velocities and accelerations are estimated from the positions on uniform time steps,
+simulation by simulation (:mod:`eqlgn.derivatives`: central differences, Savitzky–Golay, or
+the window chosen from the data, once for the whole dataset). The snapshots at the ends of
+every trajectory, where the stencil does not fit, are dropped. The method is recorded in the
+dataset metadata (``derivatives``).
 
 :func:`save_trajectories` writes a simulated dataset's positions in either format, so the
 same pipeline can be tested on data with known truth; :func:`add_noise` perturbs
@@ -38,10 +37,10 @@ import numpy as np
 
 from ._io import atomic_write, atomic_write_text
 from .data import DatasetMeta, ParticleDataset
+from .derivatives import METHODS, choose_window, differentiate, uniform_step
 from .errors import ConfigError, DatasetError, unknown_name
 from .layout import NodeLayout
 
-METHODS = ("central", "savgol")
 NOISE_TARGETS = ("positions", "accelerations")
 SUFFIXES = (".csv", ".npz")
 
@@ -93,7 +92,8 @@ def load_trajectories(paths: str | os.PathLike | Sequence[str | os.PathLike], la
     Args:
         paths: a ``.csv`` or ``.npz`` file, a folder of them, or a list of files and folders.
         law: the force law when known (kept in the metadata, used by the judge).
-        method: ``central`` differences or ``savgol`` (Savitzky–Golay, for noisy data).
+        method: ``central`` differences, ``savgol`` (Savitzky–Golay, for noisy data) or ``auto``
+            (the window chosen from the data, :mod:`eqlgn.derivatives`).
         window, order: Savitzky–Golay window (odd, in snapshots) and polynomial order.
     """
     simulations: list[Simulation] = []
@@ -139,6 +139,8 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
 
     The dataset's ``dt`` is the common time step, or ``None`` when the simulations' steps differ.
     """
+    if method not in METHODS:
+        raise unknown_name("derivative method", method, METHODS)
     if not simulations:
         raise DatasetError("no simulation to read")
     first = simulations[0]
@@ -152,20 +154,29 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
                                "graph has one particle count: put simulations with other counts in another run")
         if (sim.masses <= 0).any():
             raise DatasetError(f"{sim.name}: masses must be positive, got {sim.masses.min():g}")
-    layout = NodeLayout(d)
-    nodes, accelerations, sim_ids, times, steps, label = [], [], [], [], [], ""
-    for i, sim in enumerate(simulations):
+    steps = []
+    for sim in simulations:
         try:
-            step = uniform_step(sim.times)
-            velocities, acc, keep, label = differentiate(sim.positions[None], step, method, window, order)
+            steps.append(uniform_step(sim.times))
+        except DatasetError as exc:
+            raise DatasetError(f"{sim.name}: {exc}") from None
+    label = None
+    if method == "auto":  # one estimator for the whole dataset, chosen from all its simulations
+        choice = choose_window([sim.positions for sim in simulations], steps)
+        method, window, order, label = choice.method, choice.window, 3, choice.label()
+    layout = NodeLayout(d)
+    nodes, accelerations, sim_ids, times = [], [], [], []
+    for i, (sim, step) in enumerate(zip(simulations, steps)):
+        try:
+            velocities, acc, keep, used = differentiate(sim.positions[None], step, method, window, order)
         except (DatasetError, ConfigError) as exc:
             raise type(exc)(f"{sim.name}: {exc}") from None
+        label = label or used
         nodes.append(layout.assemble(sim.positions[None, keep], velocities, sim.charges[None, None, :],
                                      sim.masses[None, None, :])[0])
         accelerations.append(acc[0])
         sim_ids.append(np.full(len(keep), i))
         times.append(sim.times[keep])
-        steps.append(step)
     common = float(np.median(steps))
     dt = common if all(abs(h - common) <= 1e-3 * common for h in steps) else None
     charge_values = sorted({float(q) for sim in simulations for q in sim.charges})
@@ -173,49 +184,6 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
                        integrator="trajectory file", derivatives=label, charge_choices=charge_values)
     return ParticleDataset(np.concatenate(nodes), np.concatenate(accelerations), np.concatenate(sim_ids),
                            np.concatenate(times), meta)
-
-
-def uniform_step(times: np.ndarray) -> float:
-    """The common time step; refuses fewer than 3 times, unsorted or non-uniform times."""
-    if len(times) < 3:
-        raise DatasetError(f"a trajectory needs at least 3 time steps to estimate accelerations, got {len(times)}")
-    steps = np.diff(times)
-    if (steps <= 0).any():
-        i = int(np.argmax(steps <= 0))
-        raise DatasetError(f"times must increase: t[{i}]={times[i]:g} is followed by t[{i + 1}]={times[i + 1]:g}")
-    step = float(np.median(steps))
-    worst = int(np.argmax(np.abs(steps - step)))
-    if abs(steps[worst] - step) > 1e-3 * step:  # float32 times round at ~1e-6 of a step
-        raise DatasetError(f"time steps are not uniform (step {step:g}, but t[{worst + 1}] - t[{worst}] = "
-                           f"{steps[worst]:g}); resample the trajectories to a uniform time grid")
-    return step
-
-
-def differentiate(positions: np.ndarray, step: float, method: str = "central", window: int = 7,
-                  order: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """Velocities and accelerations of ``positions [S, T, n, D]`` along time (axis 1).
-
-    Returns:
-        ``(velocities, accelerations, kept time indices, label)``; the ends are dropped.
-    """
-    if method not in METHODS:
-        raise unknown_name("derivative method", method, METHODS)
-    t = positions.shape[1]
-    if method == "central":
-        keep = np.arange(1, t - 1)
-        velocities = (positions[:, 2:] - positions[:, :-2]) / (2 * step)
-        accelerations = (positions[:, 2:] - 2 * positions[:, 1:-1] + positions[:, :-2]) / step**2
-        return velocities, accelerations, keep, "central differences"
-    if window % 2 == 0 or window <= order or window > t:
-        raise ConfigError(f"Savitzky-Golay window must be odd, larger than the order ({order}) and at most the "
-                          f"number of time steps ({t}); got {window}")
-    from scipy.signal import savgol_filter
-
-    half = window // 2
-    keep = np.arange(half, t - half)
-    velocities = savgol_filter(positions, window, order, deriv=1, delta=step, axis=1)[:, keep]
-    accelerations = savgol_filter(positions, window, order, deriv=2, delta=step, axis=1)[:, keep]
-    return velocities, accelerations, keep, f"savgol(window={window}, order={order})"
 
 
 def _check_array(name: str, array: np.ndarray, shape: tuple) -> None:

@@ -7,7 +7,8 @@
 IAS15, G = 1, ``n`` bodies with positions and velocities drawn from N(0, 1) and masses from
 exp(N(0, 1)) (the draws of eqlgn's simulator, so the data cover the same range), no
 softening; a snapshot every ``dt``. ``--ragged`` draws each simulation's number of snapshots
-uniformly between ``steps // 2`` and ``steps``. Columns ``sim,t,particle,x,y[,z],m`` and the
+uniformly between ``steps // 2`` and ``steps``; ``--noise REL`` adds Gaussian position noise
+of ``REL`` × the median pair distance. Columns ``sim,t,particle,x,y[,z],m`` and the
 exact accelerations at the snapshot positions ``ax,ay[,az]`` (Newton's sum, computed here),
 which eqlgn's reader ignores (extra columns) and tests compare with the estimated ones.
 Nothing here uses eqlgn: the trajectories are another code's, the point of the check.
@@ -25,8 +26,12 @@ import numpy as np
 
 
 def simulate(dim: int = 2, n: int = 4, sims: int = 300, steps: int = 200, dt: float = 0.01, seed: int = 0,
-             ragged: bool = False) -> list[list[float]]:
-    """Rows ``[sim, t, particle, x, y[, z], m, ax, ay[, az]]`` of ``sims`` REBOUND simulations."""
+             ragged: bool = False, noise: float = 0.0) -> list[list[float]]:
+    """Rows ``[sim, t, particle, x, y[, z], m, ax, ay[, az]]`` of ``sims`` REBOUND simulations.
+
+    ``noise``: Gaussian noise of standard deviation ``noise`` × the median pair distance of
+    all snapshots added to the written positions (the accelerations stay the exact ones).
+    """
     import rebound
 
     rng = np.random.default_rng(seed)
@@ -46,6 +51,12 @@ def simulate(dim: int = 2, n: int = 4, sims: int = 300, steps: int = 200, dt: fl
             x = np.array([(p.x, p.y, p.z)[:dim] for p in sim.particles])
             for i, a in enumerate(newton(x, masses)):
                 rows.append([s, k * dt, i, *x[i], masses[i], *a])
+    if noise > 0:
+        table = np.array(rows)
+        positions = table[:, 3:3 + dim].reshape(-1, n, dim)  # rows come n at a time, one snapshot each
+        pairs = np.linalg.norm(positions[:, :, None] - positions[:, None], axis=-1)[:, ~np.eye(n, dtype=bool)]
+        table[:, 3:3 + dim] += noise * float(np.median(pairs)) * rng.standard_normal((len(table), dim))
+        rows = table.tolist()
     return rows
 
 
@@ -80,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dt", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ragged", action="store_true", help="simulations of random lengths, steps/2 to steps")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="position noise, relative to the median pair distance (default 0)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    rows = simulate(args.dim, args.n, args.sims, args.steps, args.dt, args.seed, args.ragged)
+    rows = simulate(args.dim, args.n, args.sims, args.steps, args.dt, args.seed, args.ragged, args.noise)
     print(f"wrote {write(rows, args.dim, args.out)} ({args.sims} simulations, {len(rows)} rows)")
     return 0
 
