@@ -57,37 +57,47 @@ class Job:
         return (self.directory / "result.json").is_file()
 
 
+NOISE_CONDITIONS = {"noise-": "accelerations", "positions-": "positions"}  # condition prefix -> what is noisy
+
+
 def parse_condition(name: str) -> float | None:
-    """Validate a condition name; the relative noise of ``noise-REL`` (``None`` for the others)."""
+    """Validate a condition name; the relative noise of ``noise-REL`` / ``positions-REL`` (``None`` for the others)."""
     if name in ("exact", "trajectories"):
         return None
-    if name.startswith("noise-"):
-        try:
-            relative = float(name[len("noise-"):])
-        except ValueError:
-            relative = -1.0
-        if 0 <= relative < 10:
-            return relative
-    raise eqlgn.ConfigError(f"condition {name!r} is not one of exact, trajectories, noise-REL "
-                            "(REL a relative noise level such as 0.05)")
+    for prefix in NOISE_CONDITIONS:
+        if name.startswith(prefix):
+            try:
+                relative = float(name[len(prefix):])
+            except ValueError:
+                relative = -1.0
+            if 0 <= relative < 10:
+                return relative
+    raise eqlgn.ConfigError(f"condition {name!r} is not one of exact, trajectories, noise-REL, positions-REL "
+                            "(REL a relative noise level such as 0.05 or 1e-4)")
 
 
 def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
     """The dataset a job trains on (``None``: let ``eqlgn.run`` simulate the exact data itself).
 
-    The trajectory CSV is shared by the jobs of one (law, dim, n, seed) in ``OUT/trajectories``.
+    ``trajectories``: positions written to CSV and read back, accelerations by central
+    differences. ``positions-REL``: the same with Gaussian position noise of ``REL`` × the
+    median pair distance, read back with the derivative window chosen from the data
+    (``--derivative auto``). The CSV files are shared by the jobs of one (law, dim, n, seed,
+    condition) in ``OUT/trajectories``.
     """
     relative = parse_condition(job.condition)
     if job.condition == "exact":
         return None
     data = eqlgn.simulate(job.law, job.dim, job.n, job.sims, seed=job.seed, progress=False,
                           cache_dir="data/cache")
-    if relative is not None:
+    if job.condition.startswith("noise-"):
         return eqlgn.add_noise(data, relative, "accelerations", seed=job.seed)
-    path = Path(job.out) / "trajectories" / f"{job.law}-{job.dim}d-n{job.n}-seed{job.seed}.csv"
+    noisy = job.condition.startswith("positions-")
+    suffix = f"-{job.condition}" if noisy else ""
+    path = Path(job.out) / "trajectories" / f"{job.law}-{job.dim}d-n{job.n}-seed{job.seed}{suffix}.csv"
     if not path.is_file():
-        eqlgn.save_trajectories(data, path)
-    return eqlgn.load_trajectories(path, law=job.law)
+        eqlgn.save_trajectories(eqlgn.add_noise(data, relative, "positions", seed=job.seed) if noisy else data, path)
+    return eqlgn.load_trajectories(path, law=job.law, method="auto" if noisy else "central")
 
 
 def run_job(job: Job) -> dict:

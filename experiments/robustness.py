@@ -13,7 +13,10 @@ these conditions (``--conditions``, see ``experiments/common.py``):
   first ``--exact`` directory that holds them (and, when none does, run into the first),
   so that the noise-free column is the recovery grid;
 * ``noise-0.01``, ``noise-0.05``, ``noise-0.1`` — exact accelerations with Gaussian noise of
-  that relative size per particle (``eqlgn.add_noise``); any ``noise-REL`` may be asked for.
+  that relative size per particle (``eqlgn.add_noise``); any ``noise-REL`` may be asked for;
+* ``positions-REL`` (e.g. ``positions-1e-05``, ``positions-0.0001``, ``positions-0.001``) — the
+  trajectories with Gaussian position noise of ``REL`` × the median pair distance, read back
+  with the derivative window chosen from the data (``--derivative auto``).
 
 Jobs run in ``--jobs`` parallel processes; finished ones are skipped, so the script resumes
 after a kill; a failing one leaves ``failure.json`` and the grid goes on. Time on 2 CPU

@@ -135,18 +135,21 @@ def test_conditions_train_on_noisy_or_estimated_data_and_refuse_unknown_names(tm
     from common import Job, parse_condition, run_grid
 
     assert parse_condition("noise-0.05") == 0.05 and parse_condition("trajectories") is None
-    for bad in ("noise", "noise-x", "noise--1", "blurred"):
+    assert parse_condition("positions-1e-4") == 1e-4
+    for bad in ("noise", "noise-x", "noise--1", "blurred", "positions-"):
         with pytest.raises(eqlgn.ConfigError, match="condition"):
             parse_condition(bad)
     jobs = [Job("spring", 2, 3, "eql", 0, str(tmp_path), steps=10, sims=10, condition=condition)
-            for condition in ("exact", "noise-0.1", "trajectories")]
+            for condition in ("exact", "noise-0.1", "trajectories", "positions-0.001")]
     assert [j.directory.name for j in jobs] == ["spring-2d-n3-eql-seed0", "spring-2d-n3-noise-0.1-eql-seed0",
-                                                "spring-2d-n3-trajectories-eql-seed0"]
-    assert [r["status"] for r in run_grid(jobs)] == ["done"] * 3
-    exact, noisy, estimated = (json.loads((j.directory / "result.json").read_text()) for j in jobs)
+                                                "spring-2d-n3-trajectories-eql-seed0",
+                                                "spring-2d-n3-positions-0.001-eql-seed0"]
+    assert [r["status"] for r in run_grid(jobs)] == ["done"] * 4
+    exact, noisy, estimated, blurred = (json.loads((j.directory / "result.json").read_text()) for j in jobs)
     assert exact["data"] is None
     assert noisy["data"]["noise"] == {"relative": 0.1, "on": "accelerations", "seed": 0}
     assert estimated["data"]["derivatives"] == "central differences"
+    assert blurred["data"]["derivatives"].startswith("auto: savgol(window=")
     assert (tmp_path / "trajectories" / "spring-2d-n3-seed0.csv").is_file()
 
 
