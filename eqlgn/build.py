@@ -23,9 +23,21 @@ def edge_model(network: NetworkConfig, node_features: int, dim: int, out_feature
     return MLPEdge(node_features, out_features, edge.hidden, edge.layers)
 
 
-def build_model(config: TrainConfig, node_features: int, dim: int) -> GraphNetwork:
+def build_model(config: TrainConfig, node_features: int, dim: int, learned: tuple[str, ...] = (),
+                identities: int = 0) -> GraphNetwork:
     """The network a config describes (weights initialised from ``config.seed``):
-    a :class:`~eqlgn.models.GN`, or a :class:`~eqlgn.hamiltonian.HamiltonianGN` for ``kind="hamiltonian"``."""
+    a :class:`~eqlgn.models.GN`, or a :class:`~eqlgn.hamiltonian.HamiltonianGN` for ``kind="hamiltonian"``;
+    wrapped in :class:`~eqlgn.properties.WithProperties` when the data leave properties to learn
+    (``learned``, over ``identities`` particles or species)."""
+    network = _network(config, node_features, dim)
+    if not learned:
+        return network
+    from .properties import LearnedProperties, WithProperties
+
+    return WithProperties(network, LearnedProperties(dim, tuple(learned), identities, config.seed))
+
+
+def _network(config: TrainConfig, node_features: int, dim: int) -> GraphNetwork:
     torch.manual_seed(config.seed)
     network = config.network
     if network.kind == "hamiltonian":

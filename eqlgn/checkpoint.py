@@ -52,10 +52,24 @@ def refuse_overwrite(run_dir: str | os.PathLike, resume: bool) -> None:
 
 @dataclass
 class DataShape:
-    """The shape of the data a network was trained on: spatial dimension and node features."""
+    """The shape of the data a network was trained on: spatial dimension, node features, and the
+    properties it leaves to learn (``learned`` over ``identities``; :mod:`eqlgn.properties`)."""
 
     dim: int
     node_features: int
+    learned: tuple[str, ...] = ()
+    identities: int = 0
+
+    @classmethod
+    def of(cls, data) -> DataShape:
+        """The shape of a :class:`~eqlgn.data.ParticleDataset`."""
+        return cls(data.dim, data.nodes.shape[-1], tuple(data.meta.learned), data.meta.identities)
+
+    def build(self, config: TrainConfig) -> GraphNetwork:
+        """The network ``config`` describes for data of this shape (:func:`eqlgn.build.build_model`)."""
+        from .build import build_model
+
+        return build_model(config, self.node_features, self.dim, self.learned, self.identities)
 
 
 @dataclass
@@ -76,7 +90,8 @@ class TrainingState:
         payload = {"state": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                    "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step": self.step,
                    "history": self.history, "config": self.config.to_dict(), "rng": torch.get_rng_state(),
-                   "dim": self.shape.dim, "node_features": self.shape.node_features}
+                   "dim": self.shape.dim, "node_features": self.shape.node_features,
+                   "learned": list(self.shape.learned), "identities": self.shape.identities}
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         atomic_write(run_dir / CHECKPOINT, lambda handle: handle.write(buffer.getvalue()))
@@ -90,8 +105,11 @@ class TrainingState:
             return
         saved = load_checkpoint(path, device)
         changed = _changed(TrainConfig.from_dict(saved["config"]), self.config)
-        if changed or saved.get("dim") != self.shape.dim or saved.get("node_features") != self.shape.node_features:
-            what = ", ".join(changed) or f"data {saved.get('dim')}D/{saved.get('node_features')} features"
+        saved_shape = DataShape(saved.get("dim"), saved.get("node_features"), tuple(saved.get("learned", ())),
+                                saved.get("identities", 0))
+        if changed or saved_shape != self.shape:
+            what = ", ".join(changed) or (f"data {saved_shape.dim}D/{saved_shape.node_features} features, learned "
+                                          f"{list(saved_shape.learned)} over {saved_shape.identities} identities")
             raise EqlgnError(f"cannot resume {str(run_dir)!r}: its checkpoint was trained with {what}; "
                              "resume with the same settings and data, or choose another output directory")
         self.model.load_state_dict(saved["state"])
@@ -124,21 +142,24 @@ class TrainedModel:
     history: list[dict[str, float]]
     dim: int
     node_features: int
+    learned: tuple[str, ...] = ()
+    identities: int = 0
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights + config atomically (``torch.save`` format)."""
         payload = {"state": self.model.state_dict(), "config": self.config.to_dict(),
-                   "history": self.history, "dim": self.dim, "node_features": self.node_features}
+                   "history": self.history, "dim": self.dim, "node_features": self.node_features,
+                   "learned": list(self.learned), "identities": self.identities}
         return atomic_write(path, lambda handle: torch.save(payload, handle))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> TrainedModel:
         """Read a model written by :meth:`save` (also by earlier versions, whose config was flat)."""
-        from .build import build_model
-
         payload = load_checkpoint(Path(path), device)
         config = TrainConfig.from_dict(payload["config"])
-        model = build_model(config, payload["node_features"], payload["dim"])
+        shape = DataShape(payload["dim"], payload["node_features"], tuple(payload.get("learned", ())),
+                          payload.get("identities", 0))
+        model = shape.build(config)
         model.load_state_dict(payload["state"])
-        return cls(model.to(device).eval(), config, payload["history"], payload["dim"],
-                   payload["node_features"])
+        return cls(model.to(device).eval(), config, payload["history"], shape.dim, shape.node_features,
+                   shape.learned, shape.identities)

@@ -143,13 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also fit the node model symbolically and report the composed model's test loss")
     p.add_argument("--data", nargs="+", default=None,
                    help="your data instead of a simulation: an eqlgn dataset .npz, or trajectory files and folders of "
-                        "them (.csv long format sim,t,particle,x,y[,z],q,m, simulations of any lengths; .npz "
-                        "positions/times/masses); dim and n come from them")
+                        "them (.csv long format sim,t,particle,x,y[,z][,q][,m][,species], simulations of any "
+                        "lengths; .npz positions/times[/masses]); dim and n come from them")
     p.add_argument("--derivative", default="central", choices=list(DERIVATIVE_METHODS),
                    help="how accelerations are estimated from trajectory positions (default central; savgol for "
                         "noisy positions; auto: the Savitzky-Golay window chosen from the data's own noise)")
     p.add_argument("--window", type=int, default=7,
                    help="Savitzky-Golay window in snapshots (odd; default 7; with --derivative savgol)")
+    p.add_argument("--learn", nargs="+", default=None, choices=["m", "q"],
+                   help="particle properties to learn with the law even where the files give them (masses the "
+                        "files leave out are learned anyway; charges they leave out are 0 unless learned); the "
+                        "values go to OUT/properties.csv")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("analyze", help="analyse the messages of a trained run; write figures")
@@ -216,7 +220,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .sources import DataSource
 
     sim, config = _configs(args, default_edge="eql")
-    data = None if args.data is None else DataSource(args.data, args.derivative, args.window)
+    if args.learn and args.data is None:
+        raise EqlgnError("--learn learns particle properties from your trajectory files: give them with --data")
+    data = None if args.data is None else DataSource(args.data, args.derivative, args.window, tuple(args.learn or ()))
     result = run(args.law if data is not None else sim.law, sim.dim, sim.n, config.edge, args.seed, out=args.out,
                  sims=sim.sims, train=config,
                  prune_outliers=True if args.prune_outliers is None else args.prune_outliers,

@@ -10,7 +10,9 @@
   KL weight (variant ``kl``) and the EQL phases (:class:`EQLPhases`, EQL edge);
 * ``runtime`` (:class:`RuntimeConfig`): device, precision, ``torch.compile``;
 * ``starts`` (:class:`StartsConfig`): several starts trained side by side, the best kept
-  (:mod:`eqlgn.multistart`).
+  (:mod:`eqlgn.multistart`);
+* ``properties`` (:class:`PropertiesConfig`): how particle properties that the data do not
+  give are learned (:mod:`eqlgn.properties`; used only when the data list some).
 
 A section that does not apply cannot be set: ``TrainConfig`` raises a ConfigError naming
 it. The command line and :func:`eqlgn.recipes.recommended_config` speak in **flags**, one flat name per
@@ -243,6 +245,17 @@ class StartsConfig:
 
 
 @dataclass
+class PropertiesConfig:
+    """Unmeasured particle properties (masses, charges) learned with the law (:mod:`eqlgn.properties`)."""
+
+    max_lr: float = setting(1e-2, "OneCycleLR peak learning rate of the learned masses/charges (their own "
+                                  "parameter group)", flag="properties_lr")
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_lr")
+
+
+@dataclass
 class TrainConfig:
     """Settings of one training run, one section per part (see module docstring)."""
 
@@ -251,6 +264,7 @@ class TrainConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     seed: int = setting(0, "seeds initial weights, batch order, augmentation and KL noise")
     starts: StartsConfig = field(default_factory=StartsConfig)
+    properties: PropertiesConfig = field(default_factory=PropertiesConfig)
 
     def __post_init__(self) -> None:
         """Fill the sub-sections that apply with their defaults; refuse those that do not."""
@@ -296,7 +310,7 @@ class TrainConfig:
                 schedule[name] = None if schedule.get(name) is None else sub(**schedule[name])
             return cls(NetworkConfig(edge=edge_cls(**edge), node=NodeConfig(**network.pop("node")), **network),
                        ScheduleConfig(**schedule), RuntimeConfig(**data["runtime"]), data["seed"],
-                       StartsConfig(**data.get("starts", {})))
+                       StartsConfig(**data.get("starts", {})), PropertiesConfig(**data.get("properties", {})))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"saved training config is malformed ({type(exc).__name__}: {exc}); "
                               "it was not written by this version of eqlgn") from None
@@ -336,7 +350,7 @@ class TrainConfig:
         schedule.phases = EQLPhases(**_section_values(EQLPhases, values)) if edge == "eql" else None
         starts = _section_values(StartsConfig, given if kind == "hamiltonian" else values)  # recipe: force GNs
         config = cls(network, schedule, RuntimeConfig(**_section_values(RuntimeConfig, values)), values.get("seed", 0),
-                     StartsConfig(**starts))
+                     StartsConfig(**starts), PropertiesConfig(**_section_values(PropertiesConfig, values)))
         stray = sorted(set(given) - _applicable_flags(config))
         if stray:
             raise ConfigError(f"setting(s) {', '.join(stray)} do not apply to an {edge} {kind} GN of variant "
@@ -369,7 +383,7 @@ def _applicable_flags(config: TrainConfig) -> set[str]:
     flags = {"edge", "hidden", "layers"}  # the two size flags reach the edge or node MLP of every config
     schedule = config.schedule
     for section in (config, config.network, config.network.edge, config.network.node, schedule, schedule.l1,
-                    schedule.phases, config.runtime, config.starts):
+                    schedule.phases, config.runtime, config.starts, config.properties):
         for f in dataclasses.fields(section) if section is not None else ():
             optional = f.name in ("kl", "message_dim") and getattr(section, f.name) is None
             if "help" in f.metadata and _flag_name(f) and not optional:
@@ -403,7 +417,7 @@ def _collect_flags() -> dict[str, Flag]:
 
     found = {"edge": Flag("edge", str, "edge model: mlp (Cranmer et al.) or eql (Equation Learner)", "mlp")}
     for cls in (MLPEdgeConfig, EQLEdgeConfig, NodeConfig, NetworkConfig, L1Schedule, EQLPhases, ScheduleConfig,
-                RuntimeConfig, TrainConfig, StartsConfig):
+                RuntimeConfig, TrainConfig, StartsConfig, PropertiesConfig):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             flag = _flag_name(f)

@@ -9,6 +9,14 @@ A dataset is a set of graph snapshots of ``n`` particles in ``D`` dimensions:
 * ``times``          ``[S]`` float32, the snapshot's time within its simulation.
 * ``meta``           :class:`DatasetMeta` (law, sizes, integration settings, seed, ...).
 
+**Properties to learn.** When a particle property was not measured (``meta.learned`` lists
+``"m"`` and/or ``"q"``), its node column holds each particle's **identity** instead of a
+value: an integer ``0 .. meta.identities - 1`` naming the learned value it takes
+(:mod:`eqlgn.properties` fills the values in during training). Identities are per particle of
+a simulation (``meta.identity == "particle"``) or per species (``"species"``, shared across
+simulations). Per-particle identities are split in time (:func:`eqlgn.sources.split_in_time`),
+so that every particle is seen in training.
+
 Every dataset is checked when it is made (shapes, NaN/inf, unknown law, newer format
 version), each fault with an error that names it. Reading and writing files is
 :mod:`eqlgn.dataset_io`; torch tensors and batches of graphs are :mod:`eqlgn.batching`
@@ -30,6 +38,8 @@ from .layout import NodeLayout
 
 FORMAT_VERSION = 1
 ARRAYS = ("nodes", "accelerations", "sim_ids", "times")
+LEARNABLE = ("m", "q")  # node properties that can be learned when not measured
+IDENTITIES = ("particle", "species")
 
 
 def node_feature_names(dim: int) -> list[str]:
@@ -61,6 +71,10 @@ class DatasetMeta:
             simulator's ``-grad U / m``) or the estimator used on positions
             (``central differences``, ``savgol(window=W, order=K)``).
         noise: noise added on purpose, e.g. ``{"relative": 0.05, "on": "accelerations"}``.
+        learned: properties not measured, to be learned (``"m"``, ``"q"``); their columns hold
+            identities (see the module docstring).
+        identity: what an identity names: ``"particle"`` (of one simulation) or ``"species"``.
+        identities: how many identities there are.
     """
 
     law: str | None
@@ -80,6 +94,9 @@ class DatasetMeta:
     format_version: int = FORMAT_VERSION
     derivatives: str = "exact"
     noise: dict | None = None
+    learned: list[str] = field(default_factory=list)
+    identity: str | None = None
+    identities: int = 0
 
     def __post_init__(self) -> None:
         if not self.feature_names and self.dim in (2, 3):
@@ -96,6 +113,12 @@ class DatasetMeta:
             raise DatasetError(f"dataset dim must be 2 or 3, got {self.dim}")
         if self.n_particles < 2:
             raise DatasetError(f"dataset needs at least 2 particles per graph, got {self.n_particles}")
+        unknown = sorted(set(self.learned) - set(LEARNABLE))
+        if unknown:
+            raise DatasetError(f"dataset lists unknown learned propert(ies) {unknown}; learnable: m, q")
+        if self.learned and (self.identity not in IDENTITIES or self.identities < 1):
+            raise DatasetError(f"a dataset with learned properties needs identity in {IDENTITIES} and identities "
+                               f">= 1, got {self.identity!r} and {self.identities}")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DatasetMeta:
@@ -153,8 +176,9 @@ class ParticleDataset:
                     f"array {name!r} holds {int(bad.sum())} NaN/inf values (first at index "
                     f"{tuple(int(i) for i in first)}); clean the data or re-simulate"
                 )
-        if s and (self.masses <= 0).any():
+        if s and "m" not in meta.learned and (self.masses <= 0).any():
             raise DatasetError("masses (last node feature) must be positive")
+        _check_identities(self)
 
     # ---------------------------------------------------------------- accessors
     def __len__(self) -> int:
@@ -187,6 +211,10 @@ class ParticleDataset:
     def masses(self) -> np.ndarray:
         """``[S, n]`` masses."""
         return self.nodes[..., NodeLayout(self.dim).mass]
+
+    def identities_of(self, name: str) -> np.ndarray:
+        """``[S, n]`` identities in the column of learned property ``name`` (``"m"`` or ``"q"``)."""
+        return _identities_of(self, name)
 
     def subset(self, index: np.ndarray) -> ParticleDataset:
         """Snapshots selected by a boolean mask or an index array (metadata kept)."""
@@ -302,3 +330,17 @@ class ParticleDataset:
         groups = (sims[:n_train], sims[n_train : n_train + n_val], sims[n_train + n_val :])
         return tuple(self.subset(np.isin(self.sim_ids, g)) for g in groups)  # type: ignore[return-value]
 
+
+def _identities_of(data: ParticleDataset, name: str) -> np.ndarray:
+    if name not in data.meta.learned:
+        raise DatasetError(f"property {name!r} is measured in this dataset, not learned")
+    return data.masses if name == "m" else data.charges
+
+
+def _check_identities(data: ParticleDataset) -> None:
+    """The columns of learned properties hold integer identities below ``meta.identities``."""
+    for name in data.meta.learned:
+        ids = _identities_of(data, name)
+        if len(ids) and ((ids != np.round(ids)).any() or ids.min() < 0 or ids.max() >= data.meta.identities):
+            raise DatasetError(f"the column of learned property {name!r} must hold identities 0 .. "
+                               f"{data.meta.identities - 1}")

@@ -45,8 +45,10 @@ from .errors import EqlgnError
 from .models import EQLEdge, GraphNetwork
 from .objective import objective, optimizer_for
 from .phases import EQLPhaseSchedule
+from .properties import parameter_groups
 
 START_SEED_STRIDE = 100_003
+PROPERTIES_PREFIX = "model.properties."  # stacked names of learned particle properties (eqlgn.properties)
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,19 @@ class SideBySide:
         self.params = {name: value.detach().requires_grad_() for name, value in params.items()}
         self.base = copy.deepcopy(wrappers[0]).to("meta")
         self.alive = list(range(len(self.members)))  # start index of each stacked row
-        self.optimizer, self.scheduler = optimizer_for(list(self.params.values()), config, phases.total)
+        self.optimizer, self.scheduler = self._optimizer()
         self.batched = vmap(self._call, in_dims=(0, 0, None, None), randomness="different")
+
+    def _optimizer(self):
+        """Adam and its schedule over the stacked parameters (learned properties in their own group)."""
+        network = [v for name, v in self.params.items() if not name.startswith(PROPERTIES_PREFIX)]
+        properties = [v for name, v in self.params.items() if name.startswith(PROPERTIES_PREFIX)]
+        return optimizer_for(network, self.config, self.phases.total, properties)
 
     def _build(self, start: int) -> GraphNetwork:
         config = dataclasses.replace(self.config, seed=start_seed(self.config.seed, start))
-        return build_model(config, self.shape.node_features, self.shape.dim).to(self.device)
+        shape = self.shape
+        return build_model(config, shape.node_features, shape.dim, shape.learned, shape.identities).to(self.device)
 
     def _call(self, params, buffers, nodes, accelerations):
         return functional_call(self.base, (params, buffers), (nodes, accelerations))
@@ -223,7 +232,7 @@ class SideBySide:
         self.params = {name: value.detach()[index].clone().requires_grad_() for name, value in self.params.items()}
         self.buffers = {name: value[index].clone() for name, value in self.buffers.items()}
         self.alive = [self.alive[row] for row in rows]
-        self.optimizer, self.scheduler = optimizer_for(list(self.params.values()), self.config, self.phases.total)
+        self.optimizer, self.scheduler = self._optimizer()
         self.optimizer.load_state_dict(_rows_of(old_optimizer, index))
         self.scheduler.load_state_dict(old_scheduler)
 
@@ -233,7 +242,8 @@ class SideBySide:
         prefix = len("model.")
         state = {name[prefix:]: value.detach()[0] for name, value in (self.params | self.buffers).items()}
         model.load_state_dict(state)
-        optimizer, scheduler = optimizer_for(model.parameters(), self.config, self.phases.total)
+        network, properties = parameter_groups(model)
+        optimizer, scheduler = optimizer_for(network, self.config, self.phases.total, properties)
         optimizer.load_state_dict(_rows_of(self.optimizer.state_dict(), torch.tensor(0, device=self.device)))
         scheduler.load_state_dict(self.scheduler.state_dict())
         return TrainingState(model, optimizer, scheduler, self.config, self.shape, epoch, step, history)

@@ -76,12 +76,21 @@ def objective(model: GraphNetwork, out: GNOutput, accelerations: torch.Tensor, c
     return loss, error.mean(), coef
 
 
-def optimizer_for(parameters, config: TrainConfig, total: int):
-    """Adam and its OneCycleLR schedule over ``total`` steps, as ``config.schedule`` sets them."""
-    schedule = config.schedule
-    optimizer = torch.optim.Adam(parameters, lr=schedule.max_lr, weight_decay=schedule.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=schedule.max_lr, total_steps=total,
-                                                    final_div_factor=schedule.final_div)
+def optimizer_for(parameters, config: TrainConfig, total: int, properties=()):
+    """Adam and its OneCycleLR schedule over ``total`` steps, as ``config.schedule`` sets them.
+
+    ``properties``: learned particle properties (:mod:`eqlgn.properties`), a second parameter
+    group with its own peak learning rate (``config.properties.max_lr``) and no weight decay.
+    """
+    schedule, properties = config.schedule, list(properties)
+    groups = [{"params": list(parameters), "weight_decay": schedule.weight_decay}]
+    peaks = [schedule.max_lr]
+    if properties:
+        groups.append({"params": properties, "weight_decay": 0.0})
+        peaks.append(config.properties.max_lr)
+    optimizer = torch.optim.Adam(groups, lr=schedule.max_lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks if properties else schedule.max_lr,
+                                                    total_steps=total, final_div_factor=schedule.final_div)
     return optimizer, scheduler
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._io import atomic_write_json, run_lock
+from ._io import atomic_write_json, atomic_write_text, run_lock
 from .analysis import MessageAnalysis, analyze, collect_messages
 from .checkpoint import TrainedModel, refuse_overwrite
 from .config import TrainConfig
@@ -23,6 +23,7 @@ from .errors import ConfigError, EqlgnError, unknown_name
 from .laws import get_law
 from .multistart import Selection
 from .objective import evaluate
+from .properties import bake
 from .recipes import recommended_config
 from .result import RESULT_FILE, RunResult, RunSettings, Timings
 from .rundir import ANALYSIS_FILE, MODEL_FILE, RunDirectory, RunRecord
@@ -60,8 +61,8 @@ def analyze_run(out: str | os.PathLike, figures: bool = True, data: ParticleData
     """
     directory = RunDirectory(out)
     record, trained = directory.read(), directory.trained()
-    _, _, test = directory.splits(record, data)
-    analysis, sample = analyze(trained.model, test)
+    model, (_, _, test) = bake(trained.model, *directory.splits(record, data))
+    analysis, sample = analyze(model, test)
     atomic_write_json(directory.file(ANALYSIS_FILE), analysis.to_dict())
     if figures:
         variant = trained.config.variant
@@ -198,21 +199,23 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
     plan.tick("simulate")
     trained = fit(train_set, plan.config, val=val, out=directory.path, resume=plan.resume, progress=plan.progress)
     trained.save(directory.file(MODEL_FILE))
+    learned = _write_properties(trained.model, plan.dataset, train_set, directory)
+    model, (train_set, val, test) = bake(trained.model, train_set, val, test)  # learned values in, if any
     plan.tick("train")
-    analysis, sample = analyze(trained.model, test)
+    analysis, sample = analyze(model, test)
     # Equations are fitted (EQL sparse refit, SR on messages and on the node model) on the
     # validation split; the test split only scores them (the judge samples its own states).
     fit_split = val if len(val) else train_set
-    found = _read_equations(plan, trained.model, fit_split, analysis, directory)
+    found = _read_equations(plan, model, fit_split, analysis, directory)
     plan.tick("extract")
-    device = next(trained.model.parameters()).device
-    gn_loss = evaluate(trained.model, test, device)
+    device = next(model.parameters()).device
+    gn_loss = evaluate(model, test, device)
     composed = None
     if plan.settings.compose:
-        composed = _compose(plan, trained.model, (train_set, fit_split, test), analysis.components,
-                            found.expressions, gn_loss)
+        composed = _compose(plan, model, (train_set, fit_split, test), analysis.components, found.expressions,
+                            gn_loss)
     plan.tick("compose")
-    symbolic = _symbolic_network(plan, trained.model, found, analysis.components, (train_set, val, test), gn_loss)
+    symbolic = _symbolic_network(plan, model, found, analysis.components, (train_set, val, test), gn_loss)
     plan.tick("symbolic")
     clock = plan.clock
     seconds = Timings(simulate=clock["simulate"] - clock["start"], train=clock["train"] - clock["simulate"],
@@ -232,7 +235,7 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
         symbolic_network=None if symbolic is None else symbolic.to_dict(),
         selection=Selection.from_history(trained.history),
         data=None if dataset is None else {"derivatives": dataset.meta.derivatives, "noise": dataset.meta.noise,
-                                           "snapshots": len(dataset)},
+                                           "snapshots": len(dataset), **({"learned": learned} if learned else {})},
         config=plan.settings)
     if previous is not None:  # a finished run read again: training was loaded, not redone
         result.seconds, result.reread = seconds.reread(previous.seconds), True
@@ -242,6 +245,25 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
     write_figures(directory.path, analysis, sample, {plan.config.edge: trained.history},
                   f"{plan.law or 'data'} {test.dim}D n={test.n_particles}, {plan.config.edge}")
     return result
+
+
+PROPERTIES_FILE = "properties.csv"
+
+
+def _write_properties(model, data: ParticleDataset | None, train: ParticleDataset,
+                      directory: RunDirectory) -> dict | None:
+    """``properties.csv`` of a run whose data left properties to learn; what ``result.json`` records of them."""
+    from .properties import WithProperties, properties_table
+
+    if not isinstance(model, WithProperties):
+        return None
+    rows = properties_table(model, data if data is not None else train, train)
+    columns = list(rows[0])
+    text = ",".join(columns) + "\n" + "".join(",".join(repr(r[c]) for c in columns) + "\n" for r in rows)
+    atomic_write_text(directory.file(PROPERTIES_FILE), text)
+    meta = train.meta
+    return {"properties": list(meta.learned), "identity": meta.identity, "identities": meta.identities,
+            "untrained": sum(r["snapshots"] == 0 for r in rows), "file": PROPERTIES_FILE}
 
 
 SYMBOLIC_FRACTION = 0.1  # fine-tuning steps of the symbolic network, as a fraction of the training steps

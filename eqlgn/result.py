@@ -168,6 +168,11 @@ class RunResult:
                      self.sparsity_ratio)]
         if self.selection is not None:
             lines.append(self.selection.describe())
+        learned = (self.data or {}).get("learned")
+        if learned:
+            names = " and ".join({"m": "masses", "q": "charges"}[p] for p in learned["properties"])
+            lines.append(f"learned {names} of {learned['identities']} {learned['identity']}s with the law "
+                         f"(symbols m1, m2, q1, q2 are the learned values): {learned['file']}")
         lines += [f"  message {c} = {e}" for c, e in zip(self.significant_components, self.equations)]
         verdict = self.judge
         if self.equations_weights and self.equations_weights != self.equations:

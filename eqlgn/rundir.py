@@ -119,6 +119,14 @@ class RunDirectory:
                              "rerun the same command with --resume")
         return TrainedModel.load(self.file(MODEL_FILE), device)
 
+    def model_and_splits(self, data: ParticleDataset | None = None, device: str = "cpu"):
+        """The trained network and its (train, validation, test) splits as extraction reads them: learned
+        particle properties filled in (:func:`eqlgn.properties.bake`)."""
+        from .properties import bake
+
+        network, splits = bake(self.trained(device).model, *self.splits(self.read(), data))
+        return network, tuple(splits)
+
     def splits(self, record: RunRecord, data: ParticleDataset | None = None, progress: bool | None = False
                ) -> tuple[ParticleDataset, ParticleDataset, ParticleDataset]:
         """The run's train/validation/test splits, rebuilt from its record (or from ``data`` given in memory)."""

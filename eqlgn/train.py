@@ -23,7 +23,6 @@ import torch
 from . import parallel
 from ._io import run_lock
 from .batching import epoch_seed, iterate_batches, to_tensors
-from .build import build_model
 from .checkpoint import DataShape, TrainedModel, TrainingState
 from .config import TrainConfig
 from .data import ParticleDataset
@@ -33,6 +32,7 @@ from .models import EQLEdge, GraphNetwork
 from .multistart import SideBySide
 from .objective import evaluate, optimizer_for, training_loss
 from .phases import EQLPhaseSchedule
+from .properties import WithProperties, parameter_groups
 
 
 def resolve_device(device: str) -> torch.device:
@@ -85,6 +85,9 @@ def _check_training_data(train: ParticleDataset, val: ParticleDataset | None) ->
     if val is not None and (val.dim != train.dim or val.nodes.shape[-1] != train.nodes.shape[-1]):
         raise ConfigError(f"validation set ({val.dim}D, {val.nodes.shape[-1]} features) does not match the "
                           f"training set ({train.dim}D, {train.nodes.shape[-1]} features)")
+    if val is not None and (val.meta.learned, val.meta.identities) != (train.meta.learned, train.meta.identities):
+        raise ConfigError("validation and training sets must leave the same properties to learn over the same "
+                          "identities (split one dataset)")
 
 
 def training_forward(model: GraphNetwork, config: TrainConfig, device: torch.device, world: int):
@@ -126,11 +129,15 @@ class _Trainer:
 
     def start(self, model: GraphNetwork | None, run_dir: Path | None, resume: bool) -> TrainingState:
         """A fresh training state, or the run directory's checkpoint when resuming."""
-        config, shape = self.config, DataShape(self.train.dim, self.train.nodes.shape[-1])
+        config, shape = self.config, DataShape.of(self.train)
         if model is not None and config.starts.count > 1:
             raise ConfigError("several starts build their own networks from the config; pass no model, or starts=1")
-        model = (model or build_model(config, shape.node_features, shape.dim)).to(self.device)
-        optimizer, scheduler = optimizer_for(model.parameters(), config, self.total)
+        if model is not None and shape.learned and not isinstance(model, WithProperties):
+            raise ConfigError(f"the data leave {shape.learned} to learn; pass no model (one is built with the "
+                              "learned properties) or a WithProperties network")
+        model = (model or shape.build(config)).to(self.device)
+        network, properties = parameter_groups(model)
+        optimizer, scheduler = optimizer_for(network, config, self.total, properties)
         state = TrainingState(model, optimizer, scheduler, config, shape)
         if run_dir is not None:
             state.restore(run_dir, resume, self.device)
@@ -143,6 +150,9 @@ class _Trainer:
         tensors = to_tensors(self.train, self.device)
         if not state.history and isinstance(state.model.edge_model, EQLEdge):
             sample = tensors.nodes[: 4096]
+            if isinstance(state.model, WithProperties):  # scales of the values, not of the identities
+                with torch.no_grad():
+                    sample = state.model.properties(sample)
             receivers, senders = complete_edges(sample.shape[1], self.device)
             state.model.edge_model.set_scales(sample[:, receivers], sample[:, senders])
         side_by_side = not state.history and config.starts.count > 1
@@ -162,7 +172,8 @@ class _Trainer:
                 self.epoch(state, forward, tensors, bar)
                 self.end_epoch(state, run_dir if self.rank == 0 else None)
         state.model.eval()
-        return TrainedModel(state.model, config, state.history, state.shape.dim, state.shape.node_features)
+        return TrainedModel(state.model, config, state.history, state.shape.dim, state.shape.node_features,
+                            state.shape.learned, state.shape.identities)
 
     def epoch(self, state: TrainingState, forward, tensors, bar) -> None:
         """One pass over the training set (or what is left of the budget); appends its record."""

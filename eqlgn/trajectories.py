@@ -2,12 +2,14 @@
 
 Two file formats, read by :func:`load_trajectories`:
 
-* **CSV**, long format with a header ``sim,t,particle,x,y[,z],q,m``: one row per particle
-  per time; ``q`` may be absent (then 0); extra columns are ignored. Simulations may have
+* **CSV**, long format with a header ``sim,t,particle,x,y[,z][,q][,m][,species]``: one row per
+  particle per time; ``q`` may be absent (then 0), ``m`` too (then learned: :mod:`eqlgn.properties`,
+  per particle, or per species with a ``species`` column); extra columns are ignored. Simulations may have
   different lengths and time steps (ragged); within one, every particle has a row at every
   time of that simulation (particles that enter or leave are refused, naming the row).
 * **npz** with ``positions [S, T, n, D]`` (or ``[T, n, D]`` for one simulation),
-  ``times [T]``, ``masses [S, n]`` or ``[n]`` and optional ``charges`` of the same shape.
+  ``times [T]``, optional ``masses [S, n]`` or ``[n]`` (learned when absent), ``charges`` and
+  ``species`` of the same shape.
 
 Several files, or a folder of them, make one dataset: its simulations are numbered in the
 order of the files (a folder's ``.csv`` and ``.npz`` files sorted by name), then of their
@@ -26,67 +28,26 @@ positions or accelerations by a relative amount.
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write, atomic_write_text
-from .data import DatasetMeta, ParticleDataset
+from .data import LEARNABLE, DatasetMeta, ParticleDataset
 from .derivatives import METHODS, choose_window, differentiate, uniform_step
 from .errors import ConfigError, DatasetError, unknown_name
 from .layout import NodeLayout
+from .trajectory_files import Simulation, read_csv, read_npz, split_arrays, trajectory_files
 
 NOISE_TARGETS = ("positions", "accelerations")
-SUFFIXES = (".csv", ".npz")
-
-
-@dataclass
-class Simulation:
-    """One simulation's trajectories as read from a file.
-
-    Attributes:
-        positions: ``[T, n, D]`` at ``times``.
-        times: ``[T]``, uniform steps (checked when differentiated).
-        masses, charges: ``[n]``.
-        name: where it came from, for messages (``'run1.csv' sim 3``).
-    """
-
-    positions: np.ndarray
-    times: np.ndarray
-    masses: np.ndarray
-    charges: np.ndarray
-    name: str
-
-
-def trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    """The files named by ``paths``: files as given, a folder's ``.csv`` / ``.npz`` files sorted by name."""
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if not items:
-        raise DatasetError("no trajectory file given")
-    files: list[Path] = []
-    for item in map(Path, items):
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
-            if not found:
-                raise DatasetError(f"folder {str(item)!r} holds no .csv or .npz trajectory file")
-            files += found
-        elif not item.is_file():
-            raise DatasetError(f"trajectory file {str(item)!r} does not exist")
-        else:
-            files.append(item)
-    repeated = [str(f) for i, f in enumerate(files) if f.resolve() in {g.resolve() for g in files[:i]}]
-    if repeated:
-        raise DatasetError(f"trajectory file {repeated[0]!r} is named twice")
-    return files
 
 
 def load_trajectories(paths: str | os.PathLike | Sequence[str | os.PathLike], law: str | None = None,
-                      method: str = "central", window: int = 7, order: int = 3) -> ParticleDataset:
+                      method: str = "central", window: int = 7, order: int = 3,
+                      learn: Sequence[str] = ()) -> ParticleDataset:
     """Read trajectory files (CSV or npz, see module docstring) into one dataset.
 
     Args:
@@ -95,52 +56,45 @@ def load_trajectories(paths: str | os.PathLike | Sequence[str | os.PathLike], la
         method: ``central`` differences, ``savgol`` (Savitzky–Golay, for noisy data) or ``auto``
             (the window chosen from the data, :mod:`eqlgn.derivatives`).
         window, order: Savitzky–Golay window (odd, in snapshots) and polynomial order.
+        learn: properties to learn (``"m"``, ``"q"``) even where the files give them (their
+            values are then ignored: a check against the truth). Masses the files do not give
+            are always learned; charges they do not give are zero unless ``"q"`` is here.
     """
     simulations: list[Simulation] = []
     for path in trajectory_files(paths):
         if path.suffix.lower() == ".csv":
-            simulations += _read_csv(path)
+            simulations += read_csv(path)
         elif path.suffix.lower() == ".npz":
-            simulations += _read_npz(path)
+            simulations += read_npz(path)
         else:
             raise DatasetError(f"{str(path)!r}: trajectory files are .csv (long format) or .npz; see "
                                "eqlgn.trajectories for the columns and arrays")
-    return from_simulations(simulations, law=law, method=method, window=window, order=order)
+    return from_simulations(simulations, law=law, method=method, window=window, order=order, learn=learn)
 
 
-def from_trajectories(positions: np.ndarray, times: np.ndarray, masses: np.ndarray, charges: np.ndarray | None = None,
-                      law: str | None = None, method: str = "central", window: int = 7,
-                      order: int = 3) -> ParticleDataset:
-    """Build a dataset from positions ``[S, T, n, D]``, times ``[T]`` and masses/charges ``[S, n]``."""
-    return from_simulations(_split_arrays(positions, times, masses, charges, "array"), law=law, method=method,
-                            window=window, order=order)
-
-
-def _split_arrays(positions, times, masses, charges, source: str) -> list[Simulation]:
-    """Checked rectangular arrays -> one :class:`Simulation` per row of ``positions``."""
-    positions = np.asarray(positions, dtype=np.float64)
-    if positions.ndim != 4 or positions.shape[-1] not in (2, 3) or positions.shape[2] < 2:
-        raise DatasetError(f"array 'positions' must be [S, T, n, D] with n >= 2 and D in (2, 3), "
-                           f"got shape {positions.shape}")
-    s, t, n, _ = positions.shape
-    times = np.asarray(times, dtype=np.float64)
-    masses = np.asarray(masses, dtype=np.float64)
-    charges = np.zeros((s, n)) if charges is None else np.asarray(charges, dtype=np.float64)
-    _check_array("times", times, (t,))
-    _check_array("masses", masses, (s, n))
-    _check_array("charges", charges, (s, n))
-    _check_array("positions", positions, positions.shape)
-    return [Simulation(positions[i], times, masses[i], charges[i], f"{source} sim {i}") for i in range(s)]
+def from_trajectories(positions: np.ndarray, times: np.ndarray, masses: np.ndarray | None,
+                      charges: np.ndarray | None = None, law: str | None = None, method: str = "central",
+                      window: int = 7, order: int = 3, learn: Sequence[str] = ()) -> ParticleDataset:
+    """Build a dataset from positions ``[S, T, n, D]``, times ``[T]`` and masses/charges ``[S, n]``
+    (``None``: not measured, see :func:`load_trajectories` for ``learn``)."""
+    return from_simulations(split_arrays(positions, times, masses, charges, "array"), law=law, method=method,
+                            window=window, order=order, learn=learn)
 
 
 def from_simulations(simulations: Sequence[Simulation], law: str | None = None, method: str = "central",
-                     window: int = 7, order: int = 3) -> ParticleDataset:
+                     window: int = 7, order: int = 3, learn: Sequence[str] = ()) -> ParticleDataset:
     """One dataset from simulations of any lengths (the same particle count and dimension), differentiated one by one.
 
     The dataset's ``dt`` is the common time step, or ``None`` when the simulations' steps differ.
+    Learned properties (``learn``, and masses no simulation gives) get identities
+    (:mod:`eqlgn.data`): one per species when the files have a ``species`` column, else one
+    per particle of each simulation.
     """
     if method not in METHODS:
         raise unknown_name("derivative method", method, METHODS)
+    unknown = sorted(set(learn) - set(LEARNABLE))
+    if unknown:
+        raise ConfigError(f"cannot learn {unknown}: learnable properties are m and q")
     if not simulations:
         raise DatasetError("no simulation to read")
     first = simulations[0]
@@ -152,7 +106,10 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
         if sim.positions.shape[1] != n:
             raise DatasetError(f"{sim.name} has {sim.positions.shape[1]} particle(s) but {first.name} has {n}; a GN "
                                "graph has one particle count: put simulations with other counts in another run")
-        if (sim.masses <= 0).any():
+    learned = _learned(simulations, learn)
+    identities, identity, count = _identities(simulations, learned)
+    for sim in simulations:
+        if "m" not in learned and (sim.masses <= 0).any():
             raise DatasetError(f"{sim.name}: masses must be positive, got {sim.masses.min():g}")
     steps = []
     for sim in simulations:
@@ -172,123 +129,75 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
         except (DatasetError, ConfigError) as exc:
             raise type(exc)(f"{sim.name}: {exc}") from None
         label = label or used
-        nodes.append(layout.assemble(sim.positions[None, keep], velocities, sim.charges[None, None, :],
-                                     sim.masses[None, None, :])[0])
+        masses = identities[i] if "m" in learned else sim.masses
+        charges = identities[i] if "q" in learned else (np.zeros(n) if sim.charges is None else sim.charges)
+        nodes.append(layout.assemble(sim.positions[None, keep], velocities, charges[None, None, :],
+                                     masses[None, None, :])[0])
         accelerations.append(acc[0])
         sim_ids.append(np.full(len(keep), i))
         times.append(sim.times[keep])
     common = float(np.median(steps))
     dt = common if all(abs(h - common) <= 1e-3 * common for h in steps) else None
-    charge_values = sorted({float(q) for sim in simulations for q in sim.charges})
+    charge_values = [] if "q" in learned else sorted({float(q) for node in nodes for q in node[0, :, layout.charge]})
     meta = DatasetMeta(law=law, dim=d, n_particles=n, dt=dt, softening=0.0, sims=len(simulations),
-                       integrator="trajectory file", derivatives=label, charge_choices=charge_values)
+                       integrator="trajectory file", derivatives=label, charge_choices=charge_values,
+                       learned=list(learned), identity=identity, identities=count)
     return ParticleDataset(np.concatenate(nodes), np.concatenate(accelerations), np.concatenate(sim_ids),
                            np.concatenate(times), meta)
 
 
-def _check_array(name: str, array: np.ndarray, shape: tuple) -> None:
-    if array.shape != tuple(shape):
-        raise DatasetError(f"array {name!r} has shape {array.shape}, expected {tuple(shape)}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DatasetError(f"array {name!r} holds {int(bad.sum())} NaN/inf values (first at index {first})")
+def _learned(simulations: Sequence[Simulation], learn: Sequence[str]) -> tuple[str, ...]:
+    """The properties to learn: those asked for, and masses that the files do not give (all or none)."""
+    out = set(learn)
+    given = [sim.masses is not None for sim in simulations]
+    if any(given) and not all(given):
+        missing = simulations[given.index(False)].name
+        present = simulations[given.index(True)].name
+        raise DatasetError(f"{missing} gives no masses but {present} does; give masses for every simulation, or "
+                           "none (then they are learned)")
+    if not all(given):
+        out.add("m")
+    return tuple(p for p in LEARNABLE if p in out)
 
 
-def _read_npz(path: Path) -> list[Simulation]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except Exception as exc:
-        raise DatasetError(f"{str(path)!r} is truncated or not an npz file ({type(exc).__name__})") from None
-    missing = [k for k in ("positions", "times", "masses") if k not in arrays]
-    if missing:
-        raise DatasetError(f"{str(path)!r}: missing array(s) {missing}; expected positions [S, T, n, D], "
-                           "times [T], masses [S, n] or [n], optional charges")
-    for name, array in arrays.items():
-        if array.dtype.kind not in "fiu":
-            raise DatasetError(f"{str(path)!r}: array {name!r} is not numeric ({array.dtype})")
-    positions = arrays["positions"]
-    if positions.ndim == 3:
-        positions = positions[None]
-    if positions.ndim != 4:
-        raise DatasetError(f"array 'positions' must be [S, T, n, D] or [T, n, D], got shape {positions.shape}")
-    s, _, n, _ = positions.shape
-    masses = np.broadcast_to(arrays["masses"], (s, n)) if arrays["masses"].shape == (n,) else arrays["masses"]
-    charges = arrays.get("charges")
-    if charges is not None and charges.shape == (n,):
-        charges = np.broadcast_to(charges, (s, n))
-    return _split_arrays(positions, arrays["times"], masses, charges, repr(str(path)))
+def _identities(simulations: Sequence[Simulation], learned: tuple[str, ...]) -> tuple[list, str | None, int]:
+    """Per simulation, each particle's identity ``[n]`` (floats); what they name; how many there are.
+
+    Species labels name one identity each; a species whose given mass or charge differs
+    between particles is refused, naming the simulation.
+    """
+    with_species = [sim.species is not None for sim in simulations]
+    if any(with_species) and not all(with_species):
+        missing = simulations[with_species.index(False)].name
+        raise DatasetError(f"{missing} has no species column but {simulations[with_species.index(True)].name} has; "
+                           "give species for every simulation, or for none")
+    if all(with_species):
+        _check_species(simulations)
+    if not learned:
+        return [None] * len(simulations), None, 0
+    if all(with_species):
+        labels = sorted({label for sim in simulations for label in sim.species})
+        index = {label: i for i, label in enumerate(labels)}
+        return [np.array([index[label] for label in sim.species], dtype=float) for sim in simulations], \
+            "species", len(labels)
+    n = simulations[0].positions.shape[1]
+    return [np.arange(i * n, (i + 1) * n, dtype=float) for i in range(len(simulations))], "particle", \
+        n * len(simulations)
 
 
-def _read_csv(path: Path) -> list[Simulation]:
-    """Long-format CSV -> one :class:`Simulation` per value of ``sim`` (in increasing order)."""
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
-        dim = 3 if "z" in header else 2
-        required = ["sim", "t", "particle", "x", "y"] + (["z"] if dim == 3 else []) + ["m"]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DatasetError(f"{str(path)!r}: header lacks column(s) {missing}; expected "
-                               "sim,t,particle,x,y[,z],q,m (q optional)")
-        columns = {c: header.index(c) for c in required + (["q"] if "q" in header else [])}
-        rows = [(number, row) for number, row in enumerate(reader, start=2) if row]
-    if not rows:
-        raise DatasetError(f"{str(path)!r} has a header but no rows")
-    values = np.empty((len(rows), len(columns)))
-    names = list(columns)
-    for i, (number, row) in enumerate(rows):
-        try:
-            values[i] = [float(row[columns[c]]) for c in names]
-        except (ValueError, IndexError):
-            raise DatasetError(f"{str(path)!r} row {number}: expected numbers in columns {names}, got {row}") from None
-        if not np.isfinite(values[i]).all():
-            raise DatasetError(f"{str(path)!r} row {number}: NaN or inf in {row}")
-    return _assemble(path, values, names, [number for number, _ in rows], dim)
-
-
-def _assemble(path: Path, values: np.ndarray, names: list[str], rows: list[int], dim: int) -> list[Simulation]:
-    col = {c: values[:, names.index(c)] for c in names}
-    rows = np.asarray(rows)
-    order = np.argsort(col["sim"], kind="stable")
-    sims, starts = np.unique(col["sim"][order], return_index=True)
-    return [_one_simulation(path, sim, {c: v[part] for c, v in col.items()}, rows[part], dim)
-            for sim, part in zip(sims, np.split(order, starts[1:]))]
-
-
-def _one_simulation(path: Path, sim: float, col: dict[str, np.ndarray], rows: np.ndarray, dim: int) -> Simulation:
-    """The rows of one simulation (file order) -> positions [T, n, D] on its own times."""
-    times, particles = np.unique(col["t"]), np.unique(col["particle"])
-    t, n = len(times), len(particles)
-    ti, pi = np.searchsorted(times, col["t"]), np.searchsorted(particles, col["particle"])
-    count = np.zeros((t, n), dtype=int)
-    np.add.at(count, (ti, pi), 1)
-    if (count > 1).any():
-        keys = ti * n + pi
-        repeated = np.ones(len(keys), dtype=bool)
-        repeated[np.unique(keys, return_index=True)[1]] = False
-        k = int(np.argmax(repeated))
-        raise DatasetError(f"{str(path)!r} row {rows[k]}: particle {col['particle'][k]:g} at t={col['t'][k]:g} in sim "
-                           f"{sim:g} appears more than once")
-    if (count == 0).any():
-        b, c = (int(v) for v in np.argwhere(count == 0)[0])
-        first = rows[int(np.argmax(pi == c))]
-        raise DatasetError(f"{str(path)!r}: no row for particle {particles[c]:g} at t={times[b]:g} in sim {sim:g}, "
-                           f"though it has rows at other times of that simulation (from row {first}); particles that "
-                           "enter or leave a simulation are not supported: split the simulation where its set of "
-                           "particles changes, or leave the particle out")
-    positions = np.empty((t, n, dim))
-    for k, axis in enumerate("xyz"[:dim]):
-        positions[ti, pi, k] = col[axis]
-    first = np.unique(pi, return_index=True)[1]  # the first row of each particle
-    masses, charges = col["m"][first], col["q"][first] if "q" in col else np.zeros(n)
-    changed = np.abs(masses[pi] - col["m"]) > 1e-9 * np.abs(col["m"])
-    if changed.any():
-        k = int(np.argmax(changed))
-        raise DatasetError(f"{str(path)!r} row {rows[k]}: the mass of particle {col['particle'][k]:g} "
-                           "changes over time")
-    return Simulation(positions, times, masses, charges, f"{str(path)!r} sim {sim:g} (from row {rows.min()})")
+def _check_species(simulations: Sequence[Simulation]) -> None:
+    """Every given mass and charge is the same for all particles of a species."""
+    for what, get in (("mass", lambda s: s.masses), ("charge", lambda s: s.charges)):
+        seen: dict[str, tuple[float, str]] = {}
+        for sim in simulations:
+            values = get(sim)
+            if values is None:
+                continue
+            for label, value in zip(sim.species, values):
+                if label in seen and abs(seen[label][0] - value) > 1e-9 * max(abs(value), 1.0):
+                    raise DatasetError(f"{sim.name}: species {label!r} has {what} {value:g} here but "
+                                       f"{seen[label][0]:g} in {seen[label][1]}; a species has one {what}")
+                seen.setdefault(label, (float(value), sim.name))
 
 
 def trajectories_of(data: ParticleDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -28,8 +28,7 @@ def readings(path: Path) -> tuple[dict, dict[str, tuple[str, list[str]]]]:
     """``(stored result, {"backward": (status, equations), "both": (status, equations)})`` of one run."""
     stored = json.loads((path / "result.json").read_text())
     directory = RunDirectory(path)
-    train, val, _ = directory.splits(directory.read())
-    model = directory.trained().model
+    model, (train, val, _) = directory.model_and_splits()
     target = target_for(stored.get("target", "force"))
     out = {}
     for name, forward in (("backward", 0), ("both", FORWARD_TERMS)):

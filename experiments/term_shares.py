@@ -27,8 +27,7 @@ from eqlgn.rundir import RunDirectory
 def shares(path: Path) -> list[list[tuple[sympy.Expr, float]]]:
     """``[(term, typical share), ...]`` per significant component of the run in ``path``, refitted without the floor."""
     directory = RunDirectory(path)
-    train, val, _ = directory.splits(directory.read())
-    model = directory.trained().model
+    model, (train, val, _) = directory.model_and_splits()
     reading = read_edges(model, val if len(val) else train, 2000)
     values, messages = reading.values, reading.messages.astype(np.float64)
     out = []

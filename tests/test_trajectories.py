@@ -8,6 +8,7 @@ import pytest
 import eqlgn
 from eqlgn.cli import main
 from eqlgn.errors import ConfigError, DatasetError
+from eqlgn.sources import split_in_time
 from eqlgn.trajectories import add_noise, from_trajectories, load_trajectories, save_trajectories, trajectories_of
 
 # (law, base stride): strides at which the truncation error dominates float32 rounding
@@ -124,7 +125,8 @@ def good_rows(sims=1, times=4, particles=2):
 
 
 @pytest.mark.parametrize("edit, header, match", [
-    (lambda r: r, "sim,t,particle,x,y,q", r"header lacks column\(s\) \['m'\]"),
+    (lambda r: [",".join(x.split(",")[:2] + x.split(",")[3:]) for x in r], "sim,t,x,y,q,m",
+     r"header lacks column\(s\) \['particle'\]"),
     (lambda r: r[:3] + r[4:], None, "no row for particle 1 at t=0.1 in sim 0, though it has rows at other times "
      r"of that simulation \(from row 3\); particles that enter or leave"),
     (lambda r: r + ["1,0.0,0,0,0,1,1", "1,0.1,0,0,0,1,1", "1,0.2,0,0,0,1,1", "1,0.3,0,0,0,1,1"], None,
@@ -228,3 +230,40 @@ def test_an_eqlgn_dataset_is_read_alone(tmp_path):
     assert len(load_data([dataset])) == len(data)
     with pytest.raises(DatasetError, match="d.npz' is an eqlgn dataset, which a run reads alone"):
         load_data([csv_file, dataset])
+
+
+def test_masses_left_out_are_learned_per_particle_and_split_in_time(tmp_path):
+    data = eqlgn.simulate("r2", 2, 3, 4, seed=0, steps=60, progress=False)
+    header, rows = _rows(save_trajectories(data, tmp_path / "t.csv"))
+    without = write_csv(tmp_path / "no-m.csv", [r.rsplit(",", 1)[0] for r in rows], header.rsplit(",", 1)[0])
+    read = load_trajectories(without, law="r2")
+    assert (read.meta.learned, read.meta.identity, read.meta.identities) == (["m"], "particle", 12)
+    np.testing.assert_array_equal(read.identities_of("m"), 3 * read.sim_ids[:, None] + np.arange(3))
+    np.testing.assert_array_equal(read.accelerations, load_trajectories(tmp_path / "t.csv").accelerations)
+    train, val, test = split_in_time(read)
+    assert (len(train), len(val), len(test)) == (32, 4, 4)  # 10 snapshots per simulation: 8 / 1 / 1
+    assert all(train.times[train.sim_ids == s].max() < test.times[test.sim_ids == s].min() for s in range(4))
+    hidden = load_trajectories(tmp_path / "t.csv", learn=["m", "q"])  # given values withheld on purpose
+    assert hidden.meta.learned == ["m", "q"]
+    np.testing.assert_array_equal(hidden.identities_of("q"), hidden.identities_of("m"))
+
+
+def test_species_share_a_learned_value_and_must_agree_on_given_ones(tmp_path):
+    rows = [r + f",{'ab'[int(r.split(',')[2])]}" for r in good_rows(sims=3, times=5)]  # particle 0: a, 1: b
+    read = load_trajectories(write_csv(tmp_path / "s.csv", rows, "sim,t,particle,x,y,q,m,species"), learn=["q"])
+    assert (read.meta.learned, read.meta.identity, read.meta.identities) == (["q"], "species", 2)
+    np.testing.assert_array_equal(read.identities_of("q")[:, 1], 1.0)
+    assert (read.masses[:, 1] == 2).all()  # given masses stay
+    clash = rows[:-1] + [rows[-1].replace(",1,2,b", ",1,3,b")]
+    clash = [r.replace(",1,2,b", ",1,3,b") if r.startswith("2,") else r for r in clash]
+    with pytest.raises(DatasetError, match="species 'b' has mass 3 here but 2 in"):
+        load_trajectories(write_csv(tmp_path / "clash.csv", clash, "sim,t,particle,x,y,q,m,species"))
+    header, plain = "sim,t,particle,x,y,q,m", good_rows(sims=3, times=5)
+    with pytest.raises(DatasetError, match="has no species column but"):
+        load_trajectories([write_csv(tmp_path / "a.csv", plain, header), tmp_path / "s.csv"])
+    no_mass = write_csv(tmp_path / "b.csv", [r.rsplit(",", 1)[0] for r in plain], "sim,t,particle,x,y,q")
+    with pytest.raises(DatasetError, match="gives no masses but .* does; give masses for every simulation"):
+        load_trajectories([tmp_path / "a.csv", no_mass])
+    with pytest.raises(DatasetError, match="row 3: no value in column 'species'"):
+        load_trajectories(write_csv(tmp_path / "gap.csv", rows[:1] + [rows[1][:-1]] + rows[2:],
+                                    "sim,t,particle,x,y,q,m,species"))

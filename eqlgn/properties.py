@@ -1,0 +1,143 @@
+"""Particle properties nobody measured (masses, charges), learned together with the law.
+
+A tracker films positions; masses and charges are often unknown. When a dataset lists them
+in ``meta.learned`` (:mod:`eqlgn.data`: their columns hold each particle's identity),
+:class:`LearnedProperties` holds one trainable value per identity — ``log m`` (so masses stay
+positive; Lemos et al. 2022 learned the planets' log-masses with Newton's law) and ``q`` —
+and :class:`WithProperties` puts them into the node features before the GN sees them. The
+GN's symbols keep their names: ``m1``, ``m2``, ``q1``, ``q2`` are the learned values.
+
+The values have their own learning rate (``TrainConfig.properties``, a parameter group of
+the run's Adam). Only what the accelerations determine is learned: for gravity the senders'
+masses up to one global factor (the law's constant absorbs it), for Coulomb's law the
+charges up to a factor and a sign. Masses start at 1; charges at small random values (all
+zeros would be a saddle of ``q1·q2``).
+
+After training, :func:`bake` fills the learned values into the datasets and hands back the
+inner GN, so that extraction, the judge and everything after read ordinary data;
+:func:`properties_table` lists the values per identity (``properties.csv`` of a run).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import ParticleDataset
+from .layout import NodeLayout
+from .models import GNOutput, GraphNetwork
+
+CHARGE_INIT = 0.1  # std of the initial learned charges
+
+
+class LearnedProperties(nn.Module):
+    """One trainable value per identity for each learned property; fills node features.
+
+    Args:
+        dim: spatial dimension (the node layout).
+        learned: ``"m"`` and/or ``"q"``.
+        identities: number of identities.
+        seed: seeds the initial charges.
+    """
+
+    def __init__(self, dim: int, learned: tuple[str, ...], identities: int, seed: int = 0):
+        super().__init__()
+        self.layout, self.learned, self.identities = NodeLayout(dim), tuple(learned), identities
+        if "m" in learned:
+            self.log_mass = nn.Parameter(torch.zeros(identities))
+        if "q" in learned:
+            generator = torch.Generator().manual_seed(seed)
+            self.charge = nn.Parameter(CHARGE_INIT * torch.randn(identities, generator=generator))
+
+    def values(self, name: str) -> torch.Tensor:
+        """The learned ``m`` (positive) or ``q`` of every identity."""
+        return torch.exp(self.log_mass) if name == "m" else self.charge
+
+    def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        """``nodes [..., n, F]`` with identities in the learned columns -> the same with values."""
+        where = {self.layout.mass: "m", self.layout.charge: "q"}
+        columns = []  # out of place, so that several starts can run it under vmap (eqlgn.multistart)
+        for k in range(nodes.shape[-1]):
+            name = where.get(k)
+            if name in self.learned:
+                columns.append(self.values(name)[nodes[..., k].round().long()].to(nodes.dtype))
+            else:
+                columns.append(nodes[..., k])
+        return torch.stack(columns, dim=-1)
+
+
+class WithProperties(nn.Module):
+    """A GN whose inputs' unmeasured properties are learned (a :class:`~eqlgn.models.GraphNetwork`)."""
+
+    def __init__(self, network: GraphNetwork, properties: LearnedProperties):
+        super().__init__()
+        self.network, self.properties = network, properties
+
+    @property
+    def edge_model(self):
+        return self.network.edge_model
+
+    @property
+    def node_model(self):
+        return self.network.node_model
+
+    @property
+    def variant(self) -> str:
+        return self.network.variant
+
+    @property
+    def message_dim(self) -> int:
+        return self.network.message_dim
+
+    @property
+    def aggregation(self) -> str:
+        return self.network.aggregation
+
+    def edge_outputs(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.network.edge_outputs(self.properties(nodes))
+
+    def forward(self, nodes: torch.Tensor) -> GNOutput:
+        return self.network(self.properties(nodes))
+
+
+def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(the network's parameters, the learned properties') of a model (the second empty without any)."""
+    if isinstance(model, WithProperties):
+        return list(model.network.parameters()), list(model.properties.parameters())
+    return list(model.parameters()), []
+
+
+@torch.no_grad()
+def fill(data: ParticleDataset, properties: LearnedProperties) -> ParticleDataset:
+    """The dataset with its learned properties' values in place of identities (``meta.learned`` emptied)."""
+    nodes = properties(torch.as_tensor(data.nodes, device=next(properties.parameters()).device)).cpu().numpy()
+    from dataclasses import replace
+
+    meta = replace(data.meta, learned=[], identity=None, identities=0)
+    return ParticleDataset(nodes, data.accelerations, data.sim_ids, data.times, meta)
+
+
+def bake(model: GraphNetwork, *datasets: ParticleDataset) -> tuple[GraphNetwork, list[ParticleDataset]]:
+    """The inner GN and the datasets filled with the learned values (unchanged for a model without them)."""
+    if not isinstance(model, WithProperties):
+        return model, list(datasets)
+    return model.network, [fill(d, model.properties) for d in datasets]
+
+
+def properties_table(model: WithProperties, data: ParticleDataset, train: ParticleDataset) -> list[dict]:
+    """One row per identity of ``data`` (the whole dataset): ``identity``, where it first occurs (``sim``,
+    ``particle``), ``snapshots`` (training snapshots that show it; 0: never trained, its value is
+    the initial one) and each learned value."""
+    properties = model.properties
+    values = {name: properties.values(name).detach().cpu().numpy() for name in properties.learned}
+    first_name = properties.learned[0]  # every learned column holds the same identities
+    ids = data.identities_of(first_name).astype(np.int64)
+    seen = np.bincount(train.identities_of(first_name).astype(np.int64).ravel(), minlength=properties.identities)
+    snapshot, particle = np.unravel_index(np.unique(ids.ravel(), return_index=True)[1], ids.shape)
+    rows = []
+    for identity, (s, p) in zip(np.unique(ids.ravel()), zip(snapshot, particle)):
+        rows.append({"identity": int(identity), "sim": int(data.sim_ids[s]), "particle": int(p),
+                     "snapshots": int(seen[identity]), **{name: float(values[name][identity])
+                                                         for name in properties.learned}})
+    return rows

@@ -1,0 +1,84 @@
+"""Particle properties nobody measured, learned with the law: the table, the training, the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import eqlgn
+from eqlgn.cli import main
+from eqlgn.models import GN, NodeMLP
+from eqlgn.properties import LearnedProperties, WithProperties, bake
+from eqlgn.sources import DataSource, split_in_time
+from eqlgn.symbolic_edge import SymbolicEdge
+from eqlgn.trajectories import save_trajectories
+
+
+def test_the_table_fills_each_identitys_value_and_learns_from_the_loss():
+    table = LearnedProperties(2, ("m", "q"), identities=3, seed=0)
+    with torch.no_grad():
+        table.log_mass.copy_(torch.log(torch.tensor([1.0, 2.0, 4.0])))
+    nodes = torch.tensor([[[0.1, 0.2, 0.3, 0.4, 2.0, 2.0], [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]]])
+    filled = table(nodes)
+    assert filled[0, :, 5].tolist() == pytest.approx([4.0, 1.0])
+    assert filled[0, :, 4].tolist() == pytest.approx([table.charge[2].item(), table.charge[0].item()])
+    assert torch.equal(filled[..., :4], nodes[..., :4])
+    filled[..., 4:].sum().backward()
+    assert table.log_mass.grad.tolist() == pytest.approx([1.0, 0.0, 4.0]) and table.charge.grad.tolist() == [1, 0, 1]
+
+
+@pytest.fixture(scope="module")
+def withheld(tmp_path_factory):
+    """Gravity trajectories (2D, 4 bodies, 40 simulations) read back with their masses withheld, and the truth."""
+    data = eqlgn.simulate("r2", 2, 4, 40, seed=0, progress=False)
+    path = save_trajectories(data, tmp_path_factory.mktemp("withheld") / "gravity.csv")
+    read = eqlgn.load_trajectories(path, law="r2", learn=["m"])
+    truth = eqlgn.load_trajectories(path, law="r2").masses
+    return path, read, truth
+
+
+def test_masses_are_learned_with_a_known_law_up_to_one_factor(withheld):
+    """The edge model fixed to Newton's law (constant trainable): only the masses and the node model learn.
+
+    On IQR-pruned data, as a run prunes them (unpruned, close encounters of the softened simulator pull
+    the masses off: R² 0.73 at 600 steps). Measured (Intel Xeon, 600 steps): log-mass R² after a
+    global factor 0.980, 0.988, 0.991 (seeds 0-2, 1500 steps; 0.95 and 0.92 at 600); asserted > 0.9 on each.
+    """
+    torch.set_num_threads(1)
+    _, read, truth = withheld
+    train, val, _ = split_in_time(read.prune_outliers()[0])
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        network = GN(SymbolicEdge(["0.5*m2*dx/r**3", "0.5*m2*dy/r**3"], 2, 2, r_min=0.01),
+                     NodeMLP(6, 2, 2, 32, 2), "bottleneck")
+        model = WithProperties(network, LearnedProperties(2, ("m",), read.meta.identities, seed))
+        config = eqlgn.recommended_config("mlp", variant="bottleneck", steps=1500, seed=seed, hidden=32, layers=2,
+                                          device="cpu")
+        trained = eqlgn.fit(train, config, val=val, model=model, progress=False).model
+        _, (filled,) = bake(trained, read)
+        learned, true = np.log(filled.masses.ravel()), np.log(truth.ravel())
+        residual = (learned - learned.mean()) - (true - true.mean())
+        r2 = 1 - residual.var() / true.var()
+        assert r2 > 0.9, (seed, r2)
+
+
+def test_a_run_that_learns_masses_writes_them_and_reads_its_equations_from_filled_data(withheld, tmp_path):
+    path, read, _ = withheld
+    config = eqlgn.recommended_config("eql", steps=60, starts=2, hidden=16, layers=2, batch_size=64, device="cpu")
+    result = eqlgn.run("r2", edge="eql", out=tmp_path / "run", data=DataSource(str(path), learn=("m",)),
+                       train=config, progress=False)
+    learned = result.data["learned"]
+    assert {k: learned[k] for k in ("properties", "identity", "identities", "file")} == {
+        "properties": ["m"], "identity": "particle", "identities": 160, "file": "properties.csv"}
+    assert "learned masses of 160 particles" in result.summary()
+    lines = (tmp_path / "run" / "properties.csv").read_text().splitlines()
+    assert lines[0] == "identity,sim,particle,snapshots,m" and len(lines) == 161
+    untrained = [line for line in lines[1:] if line.split(",")[3] == "0"]
+    assert len(untrained) == learned["untrained"] and all(line.endswith(",1.0") for line in untrained)
+    model, (train, val, test) = eqlgn.rundir.RunDirectory(tmp_path / "run").model_and_splits()
+    assert isinstance(model, GN) and train.meta.learned == [] and (test.masses > 0).all()
+    both = np.intersect1d(train.sim_ids, test.sim_ids)  # IQR pruning may empty a simulation's test part
+    assert len(both) > 30 and all(test.times[test.sim_ids == s].min() > train.times[train.sim_ids == s].max()
+                                  for s in both)
+    assert main(["run", "--learn", "m", "--out", str(tmp_path / "r2")]) == 2
