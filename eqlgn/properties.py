@@ -141,3 +141,16 @@ def properties_table(model: WithProperties, data: ParticleDataset, train: Partic
                      "snapshots": int(seen[identity]), **{name: float(values[name][identity])
                                                          for name in properties.learned}})
     return rows
+
+
+def agreement(learned: np.ndarray, truth: np.ndarray, name: str) -> float:
+    """R² of learned values against the truth up to what the laws leave free: masses up to one global
+    factor (R² of ``log m`` after the best common shift), charges up to a factor and a sign (R² of the
+    best ``q_learned ≈ a q_true``, ``a`` of either sign)."""
+    learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if name == "m":
+        a, b = np.log(learned), np.log(truth)
+        residual = (a - a.mean()) - (b - b.mean())
+        return float(1 - residual.var() / b.var())
+    scale = float(learned @ truth / (truth @ truth))
+    return float(1 - np.sum((learned - scale * truth) ** 2) / np.sum((learned - learned.mean()) ** 2))

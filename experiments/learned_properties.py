@@ -1,0 +1,57 @@
+"""How well a run's learned masses and charges match the truth, up to what the law leaves free.
+
+    python experiments/learned_properties.py RUN_DIR TRUTH [TRUTH ...]
+
+``RUN_DIR`` is a run that learned properties (its ``properties.csv``); ``TRUTH`` the same
+trajectory files with the true ``m`` (and ``q``) columns, read in the same order (the run's
+``data_source.paths``), so that simulations are numbered alike. Prints, per learned property,
+the agreement (``eqlgn.properties.agreement``: log-R² after one global factor for masses, R²
+after a factor and a sign for charges) over the particles that training saw, and how many it
+did not see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+import eqlgn
+from eqlgn.properties import agreement
+
+
+def compare(run: Path, truth_paths: list[Path]) -> dict[str, tuple[float, int, int]]:
+    """``{property: (agreement, particles compared, particles never trained)}``."""
+    truth = eqlgn.load_trajectories(truth_paths)
+    by_place = {}
+    for snapshot in np.unique(truth.sim_ids, return_index=True)[1]:
+        for particle in range(truth.n_particles):
+            by_place[int(truth.sim_ids[snapshot]), particle] = (float(truth.masses[snapshot, particle]),
+                                                                float(truth.charges[snapshot, particle]))
+    rows = list(csv.DictReader(open(run / "properties.csv")))
+    out = {}
+    for name, column in (("m", 0), ("q", 1)):
+        if name not in rows[0]:
+            continue
+        seen = [r for r in rows if int(r["snapshots"]) > 0]
+        learned = np.array([float(r[name]) for r in seen])
+        true = np.array([by_place[int(r["sim"]), int(r["particle"])][column] for r in seen])
+        out[name] = (agreement(learned, true, name), len(seen), len(rows) - len(seen))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("truth", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    for name, (value, count, untrained) in compare(args.run, args.truth).items():
+        what = "log-R² after one global factor" if name == "m" else "R² after a factor and a sign"
+        print(f"{args.run} {name}: {what} {value:.4f} over {count} particles ({untrained} never trained)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
