@@ -37,7 +37,7 @@ import numpy as np
 
 from ._io import atomic_write, atomic_write_text
 from .data import LEARNABLE, DatasetMeta, ParticleDataset
-from .derivatives import METHODS, choose_window, differentiate, uniform_step
+from .derivatives import METHODS, choose_window, differentiate, local_derivatives, uniform_step
 from .errors import ConfigError, DatasetError, unknown_name
 from .layout import NodeLayout
 from .trajectory_files import Simulation, read_csv, read_npz, split_arrays, trajectory_files
@@ -117,18 +117,18 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
             steps.append(uniform_step(sim.times))
         except DatasetError as exc:
             raise DatasetError(f"{sim.name}: {exc}") from None
-    label = None
-    if method == "auto":  # one estimator for the whole dataset, chosen from all its simulations
-        choice = choose_window([sim.positions for sim in simulations], steps)
-        method, window, order, label = choice.method, choice.window, 3, choice.label()
+    choice = choose_window([sim.positions for sim in simulations], steps) if method == "auto" else None
     layout = NodeLayout(d)
-    nodes, accelerations, sim_ids, times = [], [], [], []
+    nodes, accelerations, sim_ids, times, windows, label = [], [], [], [], [], ""
     for i, (sim, step) in enumerate(zip(simulations, steps)):
         try:
-            velocities, acc, keep, used = differentiate(sim.positions[None], step, method, window, order)
+            if choice is not None:  # the data's window, then one per particle and snapshot up to it
+                velocities, acc, keep, chosen = local_derivatives(sim.positions[None], step, choice)
+                windows.append(chosen.ravel())
+            else:
+                velocities, acc, keep, label = differentiate(sim.positions[None], step, method, window, order)
         except (DatasetError, ConfigError) as exc:
             raise type(exc)(f"{sim.name}: {exc}") from None
-        label = label or used
         masses = identities[i] if "m" in learned else sim.masses
         charges = identities[i] if "q" in learned else (np.zeros(n) if sim.charges is None else sim.charges)
         nodes.append(layout.assemble(sim.positions[None, keep], velocities, charges[None, None, :],
@@ -136,6 +136,8 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
         accelerations.append(acc[0])
         sim_ids.append(np.full(len(keep), i))
         times.append(sim.times[keep])
+    if choice is not None:
+        label = choice.label(np.concatenate(windows))
     common = float(np.median(steps))
     dt = common if all(abs(h - common) <= 1e-3 * common for h in steps) else None
     charge_values = [] if "q" in learned else sorted({float(q) for node in nodes for q in node[0, :, layout.charge]})

@@ -149,7 +149,7 @@ def test_conditions_train_on_noisy_or_estimated_data_and_refuse_unknown_names(tm
     assert exact["data"] is None
     assert noisy["data"]["noise"] == {"relative": 0.1, "on": "accelerations", "seed": 0}
     assert estimated["data"]["derivatives"] == "central differences"
-    assert blurred["data"]["derivatives"].startswith("auto: savgol(window=")
+    assert blurred["data"]["derivatives"].startswith("auto: savgol(order=3), windows 3-")
     assert (tmp_path / "trajectories" / "spring-2d-n3-seed0.csv").is_file()
 
 
