@@ -8,7 +8,8 @@ IAS15, G = 1, ``n`` bodies with positions and velocities drawn from N(0, 1) and 
 exp(N(0, 1)) (the draws of eqlgn's simulator, so the data cover the same range), no
 softening; a snapshot every ``dt``. ``--ragged`` draws each simulation's number of snapshots
 uniformly between ``steps // 2`` and ``steps``; ``--noise REL`` adds Gaussian position noise
-of ``REL`` × the median pair distance. Columns ``sim,t,particle,x,y[,z],m`` and the
+of ``REL`` × the median pair distance; ``--species K`` gives the bodies K species of one mass
+each (a ``species`` column). Columns ``sim,t,particle,x,y[,z],m`` and the
 exact accelerations at the snapshot positions ``ax,ay[,az]`` (Newton's sum, computed here),
 which eqlgn's reader ignores (extra columns) and tests compare with the estimated ones.
 Nothing here uses eqlgn: the trajectories are another code's, the point of the check.
@@ -26,20 +27,24 @@ import numpy as np
 
 
 def simulate(dim: int = 2, n: int = 4, sims: int = 300, steps: int = 200, dt: float = 0.01, seed: int = 0,
-             ragged: bool = False, noise: float = 0.0) -> list[list[float]]:
+             ragged: bool = False, noise: float = 0.0, species: int = 0) -> list[list[float]]:
     """Rows ``[sim, t, particle, x, y[, z], m, ax, ay[, az]]`` of ``sims`` REBOUND simulations.
 
     ``noise``: Gaussian noise of standard deviation ``noise`` × the median pair distance of
     all snapshots added to the written positions (the accelerations stay the exact ones).
+    ``species``: when positive, every body is one of that many species, each with one mass drawn
+    from exp(N(0, 1)); the species index is the row's last value.
     """
     import rebound
 
     rng = np.random.default_rng(seed)
+    species_masses = np.exp(rng.standard_normal(species)) if species else None
     rows = []
     for s in range(sims):
         length = int(rng.integers(steps // 2, steps + 1)) if ragged else steps
         pos, vel = rng.standard_normal((n, dim)), rng.standard_normal((n, dim))
-        masses = np.exp(rng.standard_normal(n))
+        kinds = rng.integers(0, species, n) if species else None
+        masses = species_masses[kinds] if species else np.exp(rng.standard_normal(n))
         sim = rebound.Simulation()
         sim.G, sim.integrator = 1.0, "ias15"
         for i in range(n):
@@ -50,7 +55,7 @@ def simulate(dim: int = 2, n: int = 4, sims: int = 300, steps: int = 200, dt: fl
             sim.integrate(k * dt, exact_finish_time=1)
             x = np.array([(p.x, p.y, p.z)[:dim] for p in sim.particles])
             for i, a in enumerate(newton(x, masses)):
-                rows.append([s, k * dt, i, *x[i], masses[i], *a])
+                rows.append([s, k * dt, i, *x[i], masses[i], *a] + ([kinds[i]] if species else []))
     if noise > 0:
         table = np.array(rows)
         positions = table[:, 3:3 + dim].reshape(-1, n, dim)  # rows come n at a time, one snapshot each
@@ -68,16 +73,19 @@ def newton(x: np.ndarray, masses: np.ndarray) -> np.ndarray:
     return (masses[None, :, None] * d / r[..., None] ** 3).sum(axis=1)
 
 
-def write(rows: list[list[float]], dim: int, path: str | os.PathLike) -> Path:
-    """The rows as a CSV with a header, written atomically."""
+def write(rows: list[list[float]], dim: int, path: str | os.PathLike, species: bool = False) -> Path:
+    """The rows as a CSV with a header, written atomically (``species``: the rows end with a species index)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = "xyz"[:dim]
     handle = tempfile.NamedTemporaryFile("w", newline="", dir=path.parent, suffix=".tmp", delete=False)
     with handle:
         writer = csv.writer(handle)
-        writer.writerow(["sim", "t", "particle", *axes, "m", *(f"a{a}" for a in axes)])
-        writer.writerows([int(r[0]), repr(float(r[1])), int(r[2]), *(repr(float(v)) for v in r[3:])] for r in rows)
+        header = ["sim", "t", "particle", *axes, "m", *(f"a{a}" for a in axes)]
+        writer.writerow(header + (["species"] if species else []))
+        end = len(rows[0]) - (1 if species else 0)
+        writer.writerows([int(r[0]), repr(float(r[1])), int(r[2]), *(repr(float(v)) for v in r[3:end])]
+                         + ([f"s{int(r[-1])}"] if species else []) for r in rows)
     os.replace(handle.name, path)
     return path
 
@@ -93,10 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ragged", action="store_true", help="simulations of random lengths, steps/2 to steps")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="position noise, relative to the median pair distance (default 0)")
+    parser.add_argument("--species", type=int, default=0,
+                        help="bodies of this many species, one mass each, written in a species column (default 0: "
+                             "every body its own mass)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    rows = simulate(args.dim, args.n, args.sims, args.steps, args.dt, args.seed, args.ragged, args.noise)
-    print(f"wrote {write(rows, args.dim, args.out)} ({args.sims} simulations, {len(rows)} rows)")
+    rows = simulate(args.dim, args.n, args.sims, args.steps, args.dt, args.seed, args.ragged, args.noise, args.species)
+    print(f"wrote {write(rows, args.dim, args.out, args.species > 0)} ({args.sims} simulations, {len(rows)} rows)")
     return 0
 
 
