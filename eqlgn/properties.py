@@ -20,6 +20,8 @@ inner GN, so that extraction, the judge and everything after read ordinary data;
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import nn
@@ -112,8 +114,6 @@ def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
 def fill(data: ParticleDataset, properties: LearnedProperties) -> ParticleDataset:
     """The dataset with its learned properties' values in place of identities (``meta.learned`` emptied)."""
     nodes = properties(torch.as_tensor(data.nodes, device=next(properties.parameters()).device)).cpu().numpy()
-    from dataclasses import replace
-
     meta = replace(data.meta, learned=[], identity=None, identities=0)
     return ParticleDataset(nodes, data.accelerations, data.sim_ids, data.times, meta)
 
