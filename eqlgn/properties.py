@@ -10,11 +10,7 @@ GN's symbols keep their names: ``m1``, ``m2``, ``q1``, ``q2`` are the learned va
 The values have their own learning rate (``TrainConfig.properties``, a parameter group of
 the run's Adam). Only what the accelerations determine is learned: for gravity the senders'
 masses up to one global factor (the law's constant absorbs it), for Coulomb's law the
-charges up to a factor and a sign. That freedom is pinned — masses have geometric mean 1,
-charges root mean square 1 — because Adam moves every parameter by about its learning rate
-whatever the size of its gradient: left free, the common factor, which the network pulls on
-all the time, moved every mass alike and buried the differences between them (measured: four
-species' masses all ended at 0.79). Masses start at 1; charges at small random values (all
+charges up to a factor and a sign. Masses start at 1; charges at small random values (all
 zeros would be a saddle of ``q1·q2``).
 
 After training, :func:`bake` fills the learned values into the datasets and hands back the
@@ -57,11 +53,8 @@ class LearnedProperties(nn.Module):
             self.charge = nn.Parameter(CHARGE_INIT * torch.randn(identities, generator=generator))
 
     def values(self, name: str) -> torch.Tensor:
-        """The learned ``m`` or ``q`` of every identity, with the freedom the laws leave pinned: masses have
-        geometric mean 1, charges root mean square 1."""
-        if name == "m":
-            return torch.exp(self.log_mass - self.log_mass.mean())
-        return self.charge / self.charge.square().mean().sqrt().clamp_min(1e-12)
+        """The learned ``m`` (positive) or ``q`` of every identity."""
+        return torch.exp(self.log_mass) if name == "m" else self.charge
 
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
         """``nodes [..., n, F]`` with identities in the learned columns -> the same with values."""

@@ -21,14 +21,11 @@ def test_the_table_fills_each_identitys_value_and_learns_from_the_loss():
         table.log_mass.copy_(torch.log(torch.tensor([1.0, 2.0, 4.0])))
     nodes = torch.tensor([[[0.1, 0.2, 0.3, 0.4, 2.0, 2.0], [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]]])
     filled = table(nodes)
-    assert filled[0, :, 5].tolist() == pytest.approx([2.0, 0.5])  # geometric mean pinned to 1
-    charges = table.values("q")
-    assert charges.square().mean().item() == pytest.approx(1.0)
-    assert filled[0, :, 4].tolist() == pytest.approx([charges[2].item(), charges[0].item()])
+    assert filled[0, :, 5].tolist() == pytest.approx([4.0, 1.0])
+    assert filled[0, :, 4].tolist() == pytest.approx([table.charge[2].item(), table.charge[0].item()])
     assert torch.equal(filled[..., :4], nodes[..., :4])
-    filled[..., 5].sum().backward()
-    assert table.log_mass.grad.tolist() == pytest.approx([0.5 - 2.5 / 3, -2.5 / 3, 2 - 2.5 / 3])
-    assert table.log_mass.grad.sum().item() == pytest.approx(0.0, abs=1e-6)  # the common factor gets no push
+    filled[..., 4:].sum().backward()
+    assert table.log_mass.grad.tolist() == pytest.approx([1.0, 0.0, 4.0]) and table.charge.grad.tolist() == [1, 0, 1]
 
 
 def test_agreement_forgives_what_the_law_leaves_free():
@@ -85,7 +82,7 @@ def test_a_run_that_learns_masses_writes_them_and_reads_its_equations_from_fille
     lines = (tmp_path / "run" / "properties.csv").read_text().splitlines()
     assert lines[0] == "identity,sim,particle,snapshots,m" and len(lines) == 161
     untrained = [line for line in lines[1:] if line.split(",")[3] == "0"]
-    assert len(untrained) == learned["untrained"] and len({line.split(",")[4] for line in untrained}) <= 1
+    assert len(untrained) == learned["untrained"] and all(line.endswith(",1.0") for line in untrained)
     model, (train, val, test) = eqlgn.rundir.RunDirectory(tmp_path / "run").model_and_splits()
     assert isinstance(model, GN) and train.meta.learned == [] and (test.masses > 0).all()
     both = np.intersect1d(train.sim_ids, test.sim_ids)  # IQR pruning may empty a simulation's test part
