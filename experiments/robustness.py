@@ -85,7 +85,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--laws", nargs="+", default=["spring", "r1", "r2", "charge"])
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS),
-                        help="trajectories and/or noise-REL, e.g. noise-0.3 (default: %(default)s)")
+                        help="trajectories, noise-REL (accelerations) and/or positions-REL, e.g. noise-0.3, "
+                             "positions-1e-4 (default: %(default)s)")
     parser.add_argument("--exact", nargs="+", default=["runs/sweep"],
                         help="directories of the noise-free (sweep) jobs, searched in order")
     parser.add_argument("--docs", default=None, help="write the table into DOCS/results.md")
