@@ -186,3 +186,17 @@ def test_reread_reads_finished_jobs_again_without_retraining(tmp_path):
     again = json.loads((job.directory / "result.json").read_text())
     assert again["reread"] is True and again["seconds"]["train"] == first["seconds"]["train"]
     assert again["data"] == first["data"] and again["equations"] == first["equations"]
+
+
+def test_mlp_budget_scan_trains_each_setting_once_and_tables_it(tmp_path, capsys):
+    import mlp_budget
+
+    argv = ["--laws", "spring", "--l1", "0.01:0.1", "0.05:0.5", "--steps", "20", "--batch", "32", "--sims", "10",
+            "--out", str(tmp_path)]
+    assert mlp_budget.main(argv) == 0
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert len(table) == 4 and {row.split(" | ")[1] for row in table[2:]} == {
+        "spring-l10.01-0.1s20b32lr0.003-seed0", "spring-l10.05-0.5s20b32lr0.003-seed0"}
+    stamp = (tmp_path / "spring-l10.01-0.1s20b32lr0.003-seed0" / "model.pt").stat().st_mtime_ns
+    assert mlp_budget.main(argv) == 0  # finished settings are read, not trained again
+    assert (tmp_path / "spring-l10.01-0.1s20b32lr0.003-seed0" / "model.pt").stat().st_mtime_ns == stamp
