@@ -45,7 +45,7 @@ from .errors import EqlgnError
 from .models import EQLEdge, GraphNetwork
 from .objective import objective, optimizer_for
 from .phases import EQLPhaseSchedule
-from .properties import parameter_groups
+from .properties import WithProperties, parameter_groups
 
 START_SEED_STRIDE = 100_003
 PROPERTIES_PREFIX = "model.properties."  # stacked names of learned particle properties (eqlgn.properties)
@@ -259,7 +259,9 @@ def _rows_of(state: dict, index: torch.Tensor) -> dict:
 
 @torch.no_grad()
 def _copy_input_scales(first: GraphNetwork, others: list[GraphNetwork]) -> None:
-    """Give every start the EQL input scales of the first (they depend on the data only)."""
-    if isinstance(first.edge_model, EQLEdge):
-        for other in others:
+    """Give every start the EQL input scales and the starting masses of the first (they depend on the data only)."""
+    for other in others:
+        if isinstance(first.edge_model, EQLEdge):
             other.edge_model.scales.copy_(first.edge_model.scales)
+        if isinstance(first, WithProperties) and "m" in first.properties.learned:
+            other.properties.log_mass.copy_(first.properties.log_mass)

@@ -10,8 +10,18 @@ GN's symbols keep their names: ``m1``, ``m2``, ``q1``, ``q2`` are the learned va
 The values have their own learning rate (``TrainConfig.properties``, a parameter group of
 the run's Adam). Only what the accelerations determine is learned: for gravity the senders'
 masses up to one global factor (the law's constant absorbs it), for Coulomb's law the
-charges up to a factor and a sign. Masses start at 1; charges at small random values (all
-zeros would be a saddle of ``q1·q2``).
+charges up to a factor and a sign.
+
+**Where the masses start.** Learned together with an unknown law from equal starting values,
+the masses never separate: the network's best first answer is a mass-free message, whose
+derivative with respect to ``m2`` is then about zero, so the masses get no signal (measured on
+REBOUND gravity: docs/results.md, "Real tracking data"). But the data say more than the law
+needs: in an isolated system the pair forces cancel (Newton's third law), so at every snapshot
+``Σ_i m_i a_i = 0`` — whatever the law. The masses of one simulation are therefore, up to one
+factor, the null vector of its particles' accelerations (:func:`inertial_masses`), and of a
+species column the same over all simulations; training starts from them and has only that
+factor per simulation left to find. Charges start at small random values (all zeros would be a
+saddle of ``q1·q2``).
 
 After training, :func:`bake` fills the learned values into the datasets and hands back the
 inner GN, so that extraction, the judge and everything after read ordinary data;
@@ -51,6 +61,12 @@ class LearnedProperties(nn.Module):
         if "q" in learned:
             generator = torch.Generator().manual_seed(seed)
             self.charge = nn.Parameter(CHARGE_INIT * torch.randn(identities, generator=generator))
+
+    @torch.no_grad()
+    def start_from(self, data: ParticleDataset) -> None:
+        """Start the masses at what momentum conservation says (:func:`inertial_masses`); charges stay."""
+        if "m" in self.learned:
+            self.log_mass.copy_(torch.as_tensor(np.log(inertial_masses(data)), dtype=self.log_mass.dtype))
 
     def values(self, name: str) -> torch.Tensor:
         """The learned ``m`` (positive) or ``q`` of every identity."""
@@ -154,3 +170,34 @@ def agreement(learned: np.ndarray, truth: np.ndarray, name: str) -> float:
         return float(1 - residual.var() / b.var())
     scale = float(learned @ truth / (truth @ truth))
     return float(1 - np.sum((learned - scale * truth) ** 2) / np.sum((learned - learned.mean()) ** 2))
+
+
+def inertial_masses(data: ParticleDataset, tolerance: float = 0.0) -> np.ndarray:
+    """Masses per identity from momentum conservation, ``Σ_i m_i a_i = 0`` at every snapshot (any pair law).
+
+    Per-particle identities: for each simulation the smallest right singular vector of its
+    accelerations stacked over snapshots and axes (each snapshot scaled by its largest
+    acceleration, so close encounters do not decide alone), normalised to geometric mean 1.
+    Species: the same with one column per species over all simulations. A simulation whose
+    vector is not all positive (too noisy, or not an isolated system) keeps masses 1.
+    """
+    ids = data.identities_of("m").astype(np.int64)
+    accelerations = data.accelerations.astype(np.float64)
+    scale = 1.0 / np.maximum(np.linalg.norm(accelerations, axis=-1).max(axis=1), 1e-300)
+    weighted = accelerations * scale[:, None, None]  # [S, n, D]
+    masses = np.ones(data.meta.identities)
+    groups = [np.flatnonzero(data.sim_ids == s) for s in np.unique(data.sim_ids)]
+    if data.meta.identity == "species":
+        groups = [np.arange(len(data))]
+    for rows in groups:
+        present = np.unique(ids[rows])
+        columns = np.zeros((len(rows), data.dim, len(present)))  # Σ of a_i over the particles of each identity
+        for k, identity in enumerate(present):
+            columns[..., k] = (weighted[rows] * (ids[rows] == identity)[..., None]).sum(axis=1)
+        if len(present) < 2:
+            continue
+        vector = np.linalg.svd(columns.reshape(-1, len(present)), full_matrices=False)[2][-1]
+        vector = vector * np.sign(vector.sum())
+        if (vector > tolerance).all():
+            masses[present] = vector / np.exp(np.log(vector).mean())
+    return masses

@@ -148,6 +148,8 @@ class _Trainer:
 
         config, state = self.config, self.start(model, run_dir, resume)
         tensors = to_tensors(self.train, self.device)
+        if not state.history and isinstance(state.model, WithProperties):
+            state.model.properties.start_from(self.train)  # masses from momentum conservation
         if not state.history and isinstance(state.model.edge_model, EQLEdge):
             sample = tensors.nodes[: 4096]
             if isinstance(state.model, WithProperties):  # scales of the values, not of the identities
