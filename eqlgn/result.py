@@ -171,7 +171,8 @@ class RunResult:
         learned = (self.data or {}).get("learned")
         if learned:
             names = " and ".join({"m": "masses", "q": "charges"}[p] for p in learned["properties"])
-            lines.append(f"learned {names} of {learned['identities']} {learned['identity']}s with the law "
+            kind = "species" if learned["identity"] == "species" else "particles"
+            lines.append(f"learned {names} of {learned['identities']} {kind} with the law "
                          f"(symbols m1, m2, q1, q2 are the learned values): {learned['file']}")
         lines += [f"  message {c} = {e}" for c, e in zip(self.significant_components, self.equations)]
         verdict = self.judge

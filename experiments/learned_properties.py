@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name, (value, count, untrained) in compare(args.run, args.truth).items():
         what = "log-R² after one global factor" if name == "m" else "R² after a factor and a sign"
-        print(f"{args.run} {name}: {what} {value:.4f} over {count} particles ({untrained} never trained)")
+        print(f"{args.run} {name}: {what} {value:.4f} over {count} identities (particles or species; "
+              f"{untrained} never trained)")
     return 0
 
 
