@@ -149,15 +149,17 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
 
 
 def _learned(simulations: Sequence[Simulation], learn: Sequence[str]) -> tuple[str, ...]:
-    """The properties to learn: those asked for, and masses that the files do not give (all or none)."""
+    """The properties to learn: those asked for, and masses that the files do not give (all or none of
+    the simulations give each property)."""
     out = set(learn)
-    given = [sim.masses is not None for sim in simulations]
-    if any(given) and not all(given):
-        missing = simulations[given.index(False)].name
-        present = simulations[given.index(True)].name
-        raise DatasetError(f"{missing} gives no masses but {present} does; give masses for every simulation, or "
-                           "none (then they are learned)")
-    if not all(given):
+    for what, get, absent in (("masses", lambda sim: sim.masses, "they are learned"),
+                              ("charges", lambda sim: sim.charges, "they are 0, or learned with learn=['q']")):
+        given = [get(sim) is not None for sim in simulations]
+        if any(given) and not all(given):
+            missing, present = simulations[given.index(False)].name, simulations[given.index(True)].name
+            raise DatasetError(f"{missing} gives no {what} but {present} does; give {what} for every simulation, "
+                               f"or for none (then {absent})")
+    if simulations[0].masses is None:
         out.add("m")
     return tuple(p for p in LEARNABLE if p in out)
 

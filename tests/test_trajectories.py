@@ -264,6 +264,10 @@ def test_species_share_a_learned_value_and_must_agree_on_given_ones(tmp_path):
     no_mass = write_csv(tmp_path / "b.csv", [r.rsplit(",", 1)[0] for r in plain], "sim,t,particle,x,y,q")
     with pytest.raises(DatasetError, match="gives no masses but .* does; give masses for every simulation"):
         load_trajectories([tmp_path / "a.csv", no_mass])
+    no_charge = write_csv(tmp_path / "c.csv", [",".join(r.split(",")[:5] + r.split(",")[6:]) for r in plain],
+                          "sim,t,particle,x,y,m")
+    with pytest.raises(DatasetError, match="gives no charges but .* does; give charges for every simulation"):
+        load_trajectories([no_charge, tmp_path / "a.csv"])
     with pytest.raises(DatasetError, match="row 3: no value in column 'species'"):
         load_trajectories(write_csv(tmp_path / "gap.csv", rows[:1] + [rows[1][:-1]] + rows[2:],
                                     "sim,t,particle,x,y,q,m,species"))
