@@ -105,8 +105,9 @@ def differentiate(positions: np.ndarray, step: float, method: str = "central", w
                   order: int = ORDER) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Velocities and accelerations of ``positions [S, T, n, D]`` along time (axis 1).
 
-    ``method="auto"`` chooses the window from these positions alone (:func:`choose_window`);
-    for several simulations of one dataset choose once for all and pass ``central`` or ``savgol``.
+    ``method="auto"`` chooses the window from these positions alone (:func:`choose_window`), then one
+    per particle and snapshot up to it (:func:`local_derivatives`); simulations of different lengths
+    choose once for all, as :func:`eqlgn.trajectories.from_simulations` does.
 
     Returns:
         ``(velocities, accelerations, kept time indices, label)``; the ends are dropped.
