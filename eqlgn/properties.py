@@ -10,7 +10,8 @@ GN's symbols keep their names: ``m1``, ``m2``, ``q1``, ``q2`` are the learned va
 The values have their own learning rate (``TrainConfig.properties``, a parameter group of
 the run's Adam). Only what the accelerations determine is learned: for gravity the senders'
 masses up to one global factor (the law's constant absorbs it), for Coulomb's law the
-charges up to a factor and a sign.
+charges up to a factor and a sign (a sign per simulation for per-particle identities: flipping
+every charge of a simulation leaves its forces unchanged).
 
 **Where the masses start.** Learned together with an unknown law from equal starting values,
 the masses never separate: the network's best first answer is a mass-free message, whose
@@ -159,15 +160,22 @@ def properties_table(model: WithProperties, data: ParticleDataset, train: Partic
     return rows
 
 
-def agreement(learned: np.ndarray, truth: np.ndarray, name: str) -> float:
+def agreement(learned: np.ndarray, truth: np.ndarray, name: str, groups: np.ndarray | None = None) -> float:
     """R² of learned values against the truth up to what the laws leave free: masses up to one global
     factor (R² of ``log m`` after the best common shift), charges up to a factor and a sign (R² of the
-    best ``q_learned ≈ a q_true``, ``a`` of either sign)."""
+    best ``q_learned ≈ a q_true``, ``a`` of either sign) — a sign per group when ``groups`` (e.g. the
+    simulation of each value) is given, since flipping every charge of one simulation leaves its
+    forces unchanged."""
     learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     if name == "m":
         a, b = np.log(learned), np.log(truth)
         residual = (a - a.mean()) - (b - b.mean())
         return float(1 - residual.var() / b.var())
+    if groups is not None:
+        truth = truth.copy()
+        for group in np.unique(groups):
+            here = groups == group
+            truth[here] *= 1.0 if learned[here] @ truth[here] >= 0 else -1.0
     scale = float(learned @ truth / (truth @ truth))
     return float(1 - np.sum((learned - scale * truth) ** 2) / np.sum((learned - learned.mean()) ** 2))
 

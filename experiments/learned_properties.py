@@ -6,14 +6,15 @@
 trajectory files with the true ``m`` (and ``q``) columns, read in the same order (the run's
 ``data_source.paths``), so that simulations are numbered alike. Prints, per learned property,
 the agreement (``eqlgn.properties.agreement``: log-R² after one global factor for masses, R²
-after a factor and a sign for charges) over the particles that training saw, and how many it
-did not see.
+after a factor and a sign for charges — a sign per simulation for per-particle charges) over the
+particles or species that training saw, and how many it did not see.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ def compare(run: Path, truth_paths: list[Path]) -> dict[str, tuple[float, int, i
             by_place[int(truth.sim_ids[snapshot]), particle] = (float(truth.masses[snapshot, particle]),
                                                                 float(truth.charges[snapshot, particle]))
     rows = list(csv.DictReader(open(run / "properties.csv")))
+    identity = json.loads((run / "result.json").read_text())["data"]["learned"]["identity"]
     out = {}
     for name, column in (("m", 0), ("q", 1)):
         if name not in rows[0]:
@@ -38,7 +40,8 @@ def compare(run: Path, truth_paths: list[Path]) -> dict[str, tuple[float, int, i
         seen = [r for r in rows if int(r["snapshots"]) > 0]
         learned = np.array([float(r[name]) for r in seen])
         true = np.array([by_place[int(r["sim"]), int(r["particle"])][column] for r in seen])
-        out[name] = (agreement(learned, true, name), len(seen), len(rows) - len(seen))
+        groups = np.array([int(r["sim"]) for r in seen]) if name == "q" and identity == "particle" else None
+        out[name] = (agreement(learned, true, name, groups), len(seen), len(rows) - len(seen))
     return out
 
 

@@ -37,6 +37,9 @@ def test_agreement_forgives_what_the_law_leaves_free():
     charges = np.array([1.0, -1.0, -1.0, 1.0])
     assert agreement(-0.2 * charges, charges, "q") == pytest.approx(1.0)
     assert agreement(np.array([1.0, 1.0, -1.0, -1.0]), charges, "q") < 0.5
+    flipped = np.array([1.0, -1.0, 1.0, -1.0])  # the second simulation's charges all flipped
+    assert agreement(flipped, charges, "q") < 0.5
+    assert agreement(flipped, charges, "q", groups=np.array([0, 0, 1, 1])) == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
