@@ -180,7 +180,7 @@ def agreement(learned: np.ndarray, truth: np.ndarray, name: str, groups: np.ndar
     return float(1 - np.sum((learned - scale * truth) ** 2) / np.sum((learned - learned.mean()) ** 2))
 
 
-def inertial_masses(data: ParticleDataset, tolerance: float = 0.0) -> np.ndarray:
+def inertial_masses(data: ParticleDataset) -> np.ndarray:
     """Masses per identity from momentum conservation, ``Σ_i m_i a_i = 0`` at every snapshot (any pair law).
 
     Per-particle identities: for each simulation the smallest right singular vector of its
@@ -206,6 +206,6 @@ def inertial_masses(data: ParticleDataset, tolerance: float = 0.0) -> np.ndarray
             continue
         vector = np.linalg.svd(columns.reshape(-1, len(present)), full_matrices=False)[2][-1]
         vector = vector * np.sign(vector.sum())
-        if (vector > tolerance).all():
+        if (vector > 0).all():
             masses[present] = vector / np.exp(np.log(vector).mean())
     return masses
