@@ -47,6 +47,7 @@ _EXPORTS = {
     "L1Schedule": "config",
     "EQLPhases": "config",
     "RuntimeConfig": "config",
+    "RolloutConfig": "config",
     "recommended_config": "recipes",
     "build_model": "build",
     "GraphNetwork": "models",

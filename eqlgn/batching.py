@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -34,6 +34,22 @@ class GraphBatch:
     nodes: torch.Tensor
     accelerations: torch.Tensor
 
+    graphs_per_item = 1  # one graph per item (a window of snapshots, eqlgn.rollout, holds several)
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """The graphs the GN runs on."""
+        return self.nodes
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.accelerations
+
+    @staticmethod
+    def error(predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Absolute acceleration error per particle and component (tensors only: it runs under ``vmap``)."""
+        return (predicted - targets).abs()
+
 
 def to_tensors(data: ParticleDataset, device: str | torch.device = "cpu") -> GraphBatch:
     """The whole dataset as one :class:`GraphBatch` on ``device`` (float32)."""
@@ -46,7 +62,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def iterate_batches(
-    data: GraphBatch,
+    data,
     batch_size: int,
     shuffle: bool = True,
     seed: int = 0,
@@ -56,29 +72,36 @@ def iterate_batches(
     """Yield batches of graphs from tensors that already sit on their device.
 
     Args:
-        data: all graphs, ``nodes [S, n, F]`` and ``accelerations [S, n, D]``.
-        batch_size: graphs per batch (the last batch may be smaller).
+        data: all graphs, ``nodes [S, n, F]`` and ``accelerations [S, n, D]`` (a :class:`GraphBatch`), or
+            another batch of the same make whose items hold ``graphs_per_item`` graphs each (windows of
+            snapshots, :class:`eqlgn.rollout.WindowBatch`); every field is indexed along its first axis.
+        batch_size: graphs per batch (the last batch may be smaller); ``batch_size // graphs_per_item``
+            items (at least one) for batches of several graphs per item.
         shuffle: draw a random order (``torch.Generator`` seeded with ``seed``).
         seed: seed for the order and the augmentation, so epochs are reproducible.
-        augment: standard deviation of one random translation per graph added to the
-            positions (Cranmer et al. add such a shift); 0 disables it.
+        augment: standard deviation of one random translation per item (graph or window) added to
+            the positions (Cranmer et al. add such a shift); 0 disables it.
         dim: spatial dimension (defaults to the acceleration width).
     """
     if batch_size <= 0:
         raise DatasetError(f"batch_size must be positive, got {batch_size}")
     count = data.nodes.shape[0]
-    dim = dim or data.accelerations.shape[-1]
+    dim = dim or data.targets.shape[-1]
+    batch_size = max(1, batch_size // data.graphs_per_item)
+    names = [f.name for f in fields(data)]
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
     order = order.to(data.nodes.device)
     for start in range(0, count, batch_size):
         index = order[start : start + batch_size]
-        nodes = data.nodes[index]
+        items = {name: getattr(data, name)[index] for name in names}
         if augment > 0:
             shift = torch.randn(len(index), 1, dim, generator=generator) * augment
-            nodes = nodes.clone()
-            nodes[..., NodeLayout(dim).position] += shift.to(nodes.device)
-        yield GraphBatch(nodes, data.accelerations[index])
+            nodes = items["nodes"].clone()
+            nodes[..., NodeLayout(dim).position] += shift.view(len(index), *[1] * (nodes.dim() - 2), dim).to(
+                nodes.device)
+            items["nodes"] = nodes
+        yield type(data)(**items)
 
 
 def batches(data: ParticleDataset, batch_size: int, device: str | torch.device = "cpu", shuffle: bool = True,

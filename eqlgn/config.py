@@ -1,6 +1,6 @@
 """Training configuration, one section per part (defaults follow Cranmer et al. 2020).
 
-:class:`TrainConfig` nests three sections and the seed:
+:class:`TrainConfig` nests its sections and the seed:
 
 * ``network`` (:class:`NetworkConfig`): the GN — its edge model (:class:`MLPEdgeConfig` or
   :class:`EQLEdgeConfig`, each with its own settings), node model (:class:`NodeConfig`),
@@ -12,7 +12,9 @@
 * ``starts`` (:class:`StartsConfig`): several starts trained side by side, the best kept
   (:mod:`eqlgn.multistart`);
 * ``properties`` (:class:`PropertiesConfig`): how particle properties that the data do not
-  give are learned (:mod:`eqlgn.properties`; used only when the data list some).
+  give are learned (:mod:`eqlgn.properties`; used only when the data list some);
+* ``rollout`` (:class:`RolloutConfig`): training on positions with the rollout loss
+  (:mod:`eqlgn.rollout`) instead of on accelerations.
 
 A section that does not apply cannot be set: ``TrainConfig`` raises a ConfigError naming
 it. The command line and :func:`eqlgn.recipes.recommended_config` speak in **flags**, one flat name per
@@ -36,6 +38,7 @@ from typing import Any, ClassVar
 from .errors import ConfigError, unknown_name
 from .graph import AGGREGATIONS
 from .models import check_variant
+from .rollout import check_window
 
 SCHEDULES = ("constant", "linear", "triangle")
 EDGES = ("mlp", "eql")
@@ -256,6 +259,18 @@ class PropertiesConfig:
 
 
 @dataclass
+class RolloutConfig:
+    """Training on positions: the rollout loss over windows of snapshots (:mod:`eqlgn.rollout`)."""
+
+    window: int = setting(0, "snapshots per window of the rollout loss, which fits the observed positions instead "
+                             "of accelerations estimated from them (0: fit accelerations)", flag="rollout")
+
+    def __post_init__(self) -> None:
+        if self.window:
+            check_window(self.window)
+
+
+@dataclass
 class TrainConfig:
     """Settings of one training run, one section per part (see module docstring)."""
 
@@ -265,6 +280,7 @@ class TrainConfig:
     seed: int = setting(0, "seeds initial weights, batch order, augmentation and KL noise")
     starts: StartsConfig = field(default_factory=StartsConfig)
     properties: PropertiesConfig = field(default_factory=PropertiesConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
     def __post_init__(self) -> None:
         """Fill the sub-sections that apply with their defaults; refuse those that do not."""
@@ -310,7 +326,8 @@ class TrainConfig:
                 schedule[name] = None if schedule.get(name) is None else sub(**schedule[name])
             return cls(NetworkConfig(edge=edge_cls(**edge), node=NodeConfig(**network.pop("node")), **network),
                        ScheduleConfig(**schedule), RuntimeConfig(**data["runtime"]), data["seed"],
-                       StartsConfig(**data.get("starts", {})), PropertiesConfig(**data.get("properties", {})))
+                       StartsConfig(**data.get("starts", {})), PropertiesConfig(**data.get("properties", {})),
+                       RolloutConfig(**data.get("rollout", {})))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"saved training config is malformed ({type(exc).__name__}: {exc}); "
                               "it was not written by this version of eqlgn") from None
@@ -350,7 +367,8 @@ class TrainConfig:
         schedule.phases = EQLPhases(**_section_values(EQLPhases, values)) if edge == "eql" else None
         starts = _section_values(StartsConfig, given if kind == "hamiltonian" else values)  # recipe: force GNs
         config = cls(network, schedule, RuntimeConfig(**_section_values(RuntimeConfig, values)), values.get("seed", 0),
-                     StartsConfig(**starts), PropertiesConfig(**_section_values(PropertiesConfig, values)))
+                     StartsConfig(**starts), PropertiesConfig(**_section_values(PropertiesConfig, values)),
+                     RolloutConfig(**_section_values(RolloutConfig, values)))
         stray = sorted(set(given) - _applicable_flags(config))
         if stray:
             raise ConfigError(f"setting(s) {', '.join(stray)} do not apply to an {edge} {kind} GN of variant "
@@ -383,7 +401,7 @@ def _applicable_flags(config: TrainConfig) -> set[str]:
     flags = {"edge", "hidden", "layers"}  # the two size flags reach the edge or node MLP of every config
     schedule = config.schedule
     for section in (config, config.network, config.network.edge, config.network.node, schedule, schedule.l1,
-                    schedule.phases, config.runtime, config.starts, config.properties):
+                    schedule.phases, config.runtime, config.starts, config.properties, config.rollout):
         for f in dataclasses.fields(section) if section is not None else ():
             optional = f.name in ("kl", "message_dim") and getattr(section, f.name) is None
             if "help" in f.metadata and _flag_name(f) and not optional:
@@ -417,7 +435,7 @@ def _collect_flags() -> dict[str, Flag]:
 
     found = {"edge": Flag("edge", str, "edge model: mlp (Cranmer et al.) or eql (Equation Learner)", "mlp")}
     for cls in (MLPEdgeConfig, EQLEdgeConfig, NodeConfig, NetworkConfig, L1Schedule, EQLPhases, ScheduleConfig,
-                RuntimeConfig, TrainConfig, StartsConfig, PropertiesConfig):
+                RuntimeConfig, TrainConfig, StartsConfig, PropertiesConfig, RolloutConfig):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             flag = _flag_name(f)

@@ -91,9 +91,11 @@ class _Objective(nn.Module):
     def __init__(self, model: GraphNetwork, config: TrainConfig, phases: EQLPhaseSchedule):
         super().__init__()
         self.model, self.config, self.phases, self.step = model, config, phases, 0
+        self.error_of = GraphBatch.error  # the batch's error (set per batch: accelerations or rollout windows)
 
-    def forward(self, nodes: torch.Tensor, accelerations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, mae, _ = objective(self.model, self.model(nodes), accelerations, self.config, self.step, self.phases)
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, mae, _ = objective(self.model, self.model(inputs), targets, self.config, self.step, self.phases,
+                                 self.error_of)
         return loss, mae
 
 
@@ -166,8 +168,8 @@ class SideBySide:
                                      config.schedule.augment, self.shape.dim):
             if step >= self.phases.total:
                 break
-            self.base.step = step
-            loss, mae = self.batched(self.params, self.buffers, batch.nodes, batch.accelerations)
+            self.base.step, self.base.error_of = step, batch.error
+            loss, mae = self.batched(self.params, self.buffers, batch.inputs, batch.targets)
             self.optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             self._clip()
@@ -205,6 +207,7 @@ class SideBySide:
     def evaluate(self, data: GraphBatch, batch_size: int = 4096) -> torch.Tensor:
         """Mean absolute error of every live start on ``data`` (evaluation mode)."""
         self.base.eval()
+        self.base.error_of = GraphBatch.error
         total, count = 0.0, 0
         for batch in iterate_batches(data, batch_size, shuffle=False):
             _, mae = self.batched(self.params, self.buffers, batch.nodes, batch.accelerations)

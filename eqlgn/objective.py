@@ -1,7 +1,8 @@
 """The training objective and its optimiser: acceleration error, message regulariser, model penalties.
 
 The loss, per graph and averaged over the batch as in Cranmer et al.'s code, is the sum of
-absolute acceleration errors over the graph's particles and components plus the
+absolute acceleration errors over the graph's particles and components (or, training on
+positions, the rollout residual of :mod:`eqlgn.rollout` in acceleration units) plus the
 variant's message regulariser (logs report the plain mean absolute error):
 
 * ``l1``: ``coef(t) * (64 / n) * sum over the graph's edges of sum_k |m_k|``, ``coef``
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .batching import iterate_batches, to_tensors
+from .batching import GraphBatch, iterate_batches, to_tensors
 from .config import TrainConfig
 from .data import ParticleDataset
 from .models import GNOutput, GraphNetwork, kl_to_standard_normal
@@ -55,15 +56,19 @@ def training_loss(model: GraphNetwork, batch, config: TrainConfig, step: int, ph
     Returns:
         (loss tensor to minimise, mean absolute error of the batch, message coefficient).
     """
-    loss, mae, coef = objective(model, (forward or model)(batch.nodes), batch.accelerations, config, step, phases)
+    loss, mae, coef = objective(model, (forward or model)(batch.inputs), batch.targets, config, step, phases,
+                                batch.error)
     return loss, mae.item(), coef
 
 
-def objective(model: GraphNetwork, out: GNOutput, accelerations: torch.Tensor, config: TrainConfig, step: int,
-              phases: EQLPhaseSchedule) -> tuple[torch.Tensor, torch.Tensor, float]:
+def objective(model: GraphNetwork, out: GNOutput, targets: torch.Tensor, config: TrainConfig, step: int,
+              phases: EQLPhaseSchedule, error_of=GraphBatch.error) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(loss, mean absolute error, message coefficient) of the GN output ``out`` — tensors only, so that
-    :mod:`eqlgn.multistart` can evaluate it for many starts at once under ``vmap``."""
-    error = (out.accelerations - accelerations).abs()
+    :mod:`eqlgn.multistart` can evaluate it for many starts at once under ``vmap``.
+
+    ``error_of(predicted, targets)``: the error per graph, particle and component — a batch's ``error``
+    (absolute acceleration error; the rollout residual of :mod:`eqlgn.rollout`)."""
+    error = error_of(out.accelerations, targets)
     loss = error.sum(dim=(1, 2)).mean()  # per graph, as Cranmer et al.
     if out.penalty is not None:
         loss = loss + out.penalty

@@ -76,14 +76,15 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def shard(batch, rank: int, world: int):
-    """This process's slice ``rank::world`` of a global :class:`~eqlgn.batching.GraphBatch`.
+    """This process's slice ``rank::world`` of a global :class:`~eqlgn.batching.GraphBatch` (or windows of
+    snapshots, :class:`~eqlgn.rollout.WindowBatch`).
 
     The batch is first cut to a multiple of ``world`` graphs so the slices are equally
     large; ``None`` when it holds fewer than ``world`` graphs (every process then skips it).
     """
-    from .batching import GraphBatch
+    import dataclasses
 
     usable = batch.nodes.shape[0] // world * world
     if usable == 0:
         return None
-    return GraphBatch(batch.nodes[:usable][rank::world], batch.accelerations[:usable][rank::world])
+    return type(batch)(**{f.name: getattr(batch, f.name)[:usable][rank::world] for f in dataclasses.fields(batch)})

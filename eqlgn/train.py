@@ -1,6 +1,7 @@
 """Training: ``fit()`` (Adam, OneCycleLR) over a :class:`~eqlgn.config.TrainConfig`.
 
-The objective is :mod:`eqlgn.objective`'s, the EQL's phases :mod:`eqlgn.phases`', the
+The objective is :mod:`eqlgn.objective`'s (on accelerations, or on positions with the rollout loss of
+:mod:`eqlgn.rollout` when ``config.rollout.window`` is set), the EQL's phases :mod:`eqlgn.phases`', the
 network comes from :mod:`eqlgn.build`, and the state carried between steps and written
 after every epoch is a :class:`~eqlgn.checkpoint.TrainingState`.
 
@@ -33,6 +34,7 @@ from .multistart import SideBySide
 from .objective import evaluate, optimizer_for, training_loss
 from .phases import EQLPhaseSchedule
 from .properties import WithProperties, parameter_groups
+from .rollout import windows
 
 
 def resolve_device(device: str) -> torch.device:
@@ -147,11 +149,12 @@ class _Trainer:
         from tqdm.auto import tqdm
 
         config, state = self.config, self.start(model, run_dir, resume)
-        tensors = to_tensors(self.train, self.device)
+        window = config.rollout.window  # training on positions: windows of snapshots (eqlgn.rollout)
+        tensors = windows(self.train, window, self.device) if window else to_tensors(self.train, self.device)
         if not state.history and isinstance(state.model, WithProperties):
             state.model.properties.start_from(self.train)  # masses from momentum conservation
         if not state.history and isinstance(state.model.edge_model, EQLEdge):
-            sample = tensors.nodes[: 4096]
+            sample = tensors.inputs[: 4096]
             if isinstance(state.model, WithProperties):  # scales of the values, not of the identities
                 with torch.no_grad():
                     sample = state.model.properties(sample)

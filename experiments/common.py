@@ -5,8 +5,11 @@ A **route** names how the law is read (:class:`eqlgn.Route`: ``eql``,
 
 A **condition** names the data a job trains on: ``exact`` (simulated accelerations),
 ``trajectories`` (positions only: written to CSV, read back, accelerations estimated by
-central differences) or ``noise-REL`` (exact accelerations plus Gaussian noise of relative
-size REL, e.g. ``noise-0.05``; see :func:`eqlgn.add_noise`).
+central differences), ``noise-REL`` (exact accelerations plus Gaussian noise of relative
+size REL, e.g. ``noise-0.05``; see :func:`eqlgn.add_noise`), ``positions-REL`` (positions with
+Gaussian noise of REL × the median pair distance, accelerations estimated with the window chosen
+from the data) or ``rollout-REL`` (the same noisy positions, trained with the rollout loss of
+``eqlgn/rollout.py`` over windows of ``ROLLOUT_WINDOW`` snapshots).
 
 A **job** is one ``eqlgn.run`` call in its own directory ``OUT/LAW-Dd-nN-ROUTE-seedS``
 (``OUT/LAW-Dd-nN-CONDITION-ROUTE-seedS`` for conditions other than ``exact``). A job
@@ -22,7 +25,7 @@ import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -57,7 +60,8 @@ class Job:
         return (self.directory / "result.json").is_file()
 
 
-NOISE_CONDITIONS = {"noise-": "accelerations", "positions-": "positions"}  # condition prefix -> what is noisy
+NOISE_CONDITIONS = {"noise-": "accelerations", "positions-": "positions", "rollout-": "positions"}  # prefix -> noisy
+ROLLOUT_WINDOW = 32  # snapshots per window of the rollout-REL conditions (docs/method.md, "Training on positions")
 
 
 def parse_condition(name: str) -> float | None:
@@ -72,8 +76,8 @@ def parse_condition(name: str) -> float | None:
                 relative = -1.0
             if 0 <= relative < 10:
                 return relative
-    raise eqlgn.ConfigError(f"condition {name!r} is not one of exact, trajectories, noise-REL, positions-REL "
-                            "(REL a relative noise level such as 0.05 or 1e-4)")
+    raise eqlgn.ConfigError(f"condition {name!r} is not one of exact, trajectories, noise-REL, positions-REL, "
+                            "rollout-REL (REL a relative noise level such as 0.05 or 1e-4)")
 
 
 def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
@@ -82,8 +86,9 @@ def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
     ``trajectories``: positions written to CSV and read back, accelerations by central
     differences. ``positions-REL``: the same with Gaussian position noise of ``REL`` × the
     median pair distance, read back with the derivative window chosen from the data
-    (``--derivative auto``). The CSV files are shared by the jobs of one (law, dim, n, seed,
-    condition) in ``OUT/trajectories``.
+    (``--derivative auto``); ``rollout-REL`` reads the same file (its accelerations serve validation and
+    test; training fits the positions). The CSV files are shared by the jobs of one (law, dim, n, seed,
+    noise level) in ``OUT/trajectories``.
     """
     relative = parse_condition(job.condition)
     if job.condition == "exact":
@@ -92,8 +97,8 @@ def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
                           cache_dir="data/cache")
     if job.condition.startswith("noise-"):
         return eqlgn.add_noise(data, relative, "accelerations", seed=job.seed)
-    noisy = job.condition.startswith("positions-")
-    suffix = f"-{job.condition}" if noisy else ""
+    noisy = job.condition.startswith(("positions-", "rollout-"))
+    suffix = f"-positions-{job.condition.split('-', 1)[1]}" if noisy else ""
     path = Path(job.out) / "trajectories" / f"{job.law}-{job.dim}d-n{job.n}-seed{job.seed}{suffix}.csv"
     if not path.is_file():
         eqlgn.save_trajectories(eqlgn.add_noise(data, relative, "positions", seed=job.seed) if noisy else data, path)
@@ -110,9 +115,12 @@ def run_job(job: Job) -> dict:
         return {"job": job.directory.name, "status": "skipped"}
     route = Route.parse(job.route)
     started = time.perf_counter()
+    train = route.config(job.seed, job.steps)
+    if job.condition.startswith("rollout-"):
+        train = replace(train, rollout=eqlgn.RolloutConfig(ROLLOUT_WINDOW))
     try:
         result = eqlgn.run(job.law, job.dim, job.n, edge=route.edge, seed=job.seed, out=job.directory, sims=job.sims,
-                           train=route.config(job.seed, job.steps), sr=route.engine, sr_budget=job.sr_budget,
+                           train=train, sr=route.engine, sr_budget=job.sr_budget,
                            compose=job.compose and (route.engine is not None or route.edge == "eql"),
                            data=condition_data(job), resume=True, progress=False)
     except Exception as exc:  # record and go on: one bad job must not stop a night's grid

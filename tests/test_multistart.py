@@ -22,8 +22,11 @@ def split(small_spring):
 
 def test_each_start_is_its_own_run_and_the_best_by_validation_is_kept(split):
     train, val = split
-    alone = recommended_config("eql", steps=120, batch_size=64, seed=3, starts=1)
-    config = recommended_config("eql", steps=120, batch_size=64, seed=3, starts=3, select_at=0.5, halving_rounds=2)
+    # a low peak learning rate: at the recipe's 3e-3, the vmap-ed and the plain matmuls' rounding (which differ
+    # on an AMD EPYC) grows to 1 % in 50 steps; at 3e-4 the runs agree to ~1e-5 and still tell starts apart
+    alone = recommended_config("eql", steps=120, batch_size=64, seed=3, starts=1, max_lr=3e-4)
+    config = recommended_config("eql", steps=120, batch_size=64, seed=3, starts=3, select_at=0.5, halving_rounds=2,
+                                max_lr=3e-4)
     together = fit(train, config, val=val, progress=False)
     selecting = [record for record in together.history if "kept" in record]
     assert [len(record["kept"]) for record in selecting] == [2, 1]
