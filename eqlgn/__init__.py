@@ -53,6 +53,7 @@ _EXPORTS = {
     "GraphNetwork": "models",
     "TrainedModel": "checkpoint",
     "fit": "train",
+    "EQLRegressor": "regressor",
     # reading the law
     "analyze": "analysis",
     "MessageAnalysis": "analysis",

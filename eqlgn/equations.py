@@ -113,14 +113,16 @@ def to_vocabulary(expr: sympy.Expr) -> sympy.Expr:
 
 
 def evaluate(exprs: Sequence[sympy.Expr], values: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Evaluate expressions with NumPy on arrays of the vocabulary symbols, ``[N, len(exprs)]``."""
+    """Evaluate expressions with NumPy on arrays of their symbols, ``[N, len(exprs)]``.
+
+    Symbols are the vocabulary's, or any others (an :class:`~eqlgn.regressor.EQLRegressor`'s ``x0, x1, ...``)."""
     exprs = [to_vocabulary(as_expression(e)) for e in exprs]
-    used = sorted({s.name for e in exprs for s in e.free_symbols})
+    args = sorted({s for e in exprs for s in e.free_symbols}, key=lambda s: s.name)
+    used = [s.name for s in args]
     unknown = [name for name in used if name not in values]
     if unknown:
         raise ConfigError(f"cannot evaluate: no values for symbol(s) {unknown}")
     length = len(next(iter(values.values())))
-    args = [SYMBOLS[name] for name in used]
     columns = []
     for expr in exprs:
         fn = sympy.lambdify(args, expr, [NUMPY_FUNCTIONS, "numpy"])

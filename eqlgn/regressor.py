@@ -1,0 +1,387 @@
+"""The EQL on its own: ``EQLRegressor``, a formula from a plain table, with scikit-learn's conventions.
+
+The same engine as the GN's EQL edge model (one implementation, two faces): the network is
+:class:`eqlgn.eql.EQL` (identity, product, square, sin, division, constant units), trained in
+the phases of :class:`eqlgn.phases.EQLPhaseSchedule` (warm-up, L1 on the weights, pruning,
+fine-tuning), expanded exactly from its weights (:func:`eqlgn.eql.to_polynomials`, or SymPy with
+a time limit for non-polynomial units) and refitted sparsely on held-out rows
+(:func:`eqlgn.extraction.sparse_refit`: backward elimination, the forward path, no term
+typically below 5 % of the target). What differs from the GN: the target is the table's ``y``
+(not a message), and the inputs are the table's columns and, with ``reciprocals`` (default), the
+reciprocal ``1/x`` of every column of one sign — the GN's ``inv_r`` inputs, so that a law such as
+``q / (4 π ε r)`` is a monomial the polynomial units reach and the exact expansion reads — each
+scaled by its 99th percentile of |value| (scaled, never shifted, so monomials stay monomials), the
+target by its standard deviation.
+
+**Restarts** train side by side as one batched model (``torch.func.vmap`` over stacked
+parameters, as :mod:`eqlgn.multistart` does for GNs): ``restarts`` initialisations cost far less
+than as many fits. Each gives a formula; the kept one is the simplest (fewest terms) of those
+whose validation error is within ``2 ×`` the best's (or below ``floor``).
+
+``fit`` validates its input with one-line errors (NaN/inf, shapes, a target without variance,
+an unknown unit); ``predict`` evaluates the **formula**, not the network: what you read is what
+predicts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from .config import EQLPhases
+from .eql import EQL, to_polynomials
+from .equations import GuardedDivision, evaluate
+from .errors import ConfigError, DatasetError
+from .extraction import expand_component, round_constants, sparse_refit
+from .phases import EQLPhaseSchedule
+
+SELECTION_FACTOR = 2.0  # restarts within this factor of the best validation error compete on complexity
+
+
+@dataclass(frozen=True)
+class Restart:
+    """One restart's formulas (one per target, in the original units) and their validation error."""
+
+    expressions: list[sympy.Expr]
+    error: float
+    terms: int
+
+
+class _Loss(nn.Module):
+    """One restart's loss (mean squared error + phase penalties) on a batch: the module stacked and vmap-ed."""
+
+    def __init__(self, eql: EQL):
+        super().__init__()
+        self.eql, self.l1 = eql, 0.0
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        error = ((self.eql(x) - y) ** 2).mean()
+        loss = error + self.eql.penalty(x)
+        if self.l1 > 0:
+            loss = loss + self.l1 * self.eql.l1()
+        return loss, error
+
+
+class EQLRegressor:
+    """A closed-form formula ``y = f(X)`` learned by an Equation Learner (see module docstring).
+
+    Args:
+        units: unit counts per hidden layer, e.g. ``{"identity": 8, "product": 4, "division": 2}``
+            (unit names: identity, product, square, sin, division, constant).
+        hidden_layers: EQL layers (each product layer doubles the reachable degree).
+        penalty: L1 coefficient on the weights in the sparsify phase.
+        steps: optimiser steps (Adam, one-cycle learning rate).
+        restarts: initialisations trained side by side; the kept one is chosen on validation error and complexity.
+        batch_size: rows per step.
+        max_lr: peak learning rate.
+        prune_threshold: weights below this (on scaled inputs) are zeroed and frozen at ``prune_at`` of the steps.
+        warmup: fraction of steps before the L1 penalty starts.
+        prune_at: fraction of steps at which small weights are pruned.
+        reciprocals: add ``1/x`` of every column whose values share one sign as an input.
+        floor: relative error below which the refit counts formulas as equally good.
+        digits: significant digits of the printed constants.
+        random_state: seeds the initialisations, the validation split and the batches.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
+        progress: show a progress bar (default: when stderr is a terminal).
+    """
+
+    def __init__(self, units: Mapping[str, int] | None = None, hidden_layers: int = 2, penalty: float = 1e-3,
+                 steps: int = 3000, restarts: int = 8, batch_size: int = 256, max_lr: float = 1e-2,
+                 prune_threshold: float = 0.05, warmup: float = 0.25, prune_at: float = 0.9, reciprocals: bool = True,
+                 floor: float = 0.01,
+                 digits: int = 4, random_state: int | None = 0, device: str = "auto", progress: bool | None = None):
+        self.units, self.hidden_layers, self.penalty, self.steps = units, hidden_layers, penalty, steps
+        self.restarts, self.batch_size, self.max_lr = restarts, batch_size, max_lr
+        self.prune_threshold = prune_threshold
+        self.warmup, self.prune_at, self.reciprocals = warmup, prune_at, reciprocals
+        self.floor, self.digits = floor, digits
+        self.random_state, self.device, self.progress = random_state, device, progress
+
+    # -- scikit-learn's parameter protocol ------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's arguments as set (scikit-learn's ``get_params``)."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters
+                if name != "self"}
+
+    def set_params(self, **params) -> EQLRegressor:
+        """Set constructor arguments by name (scikit-learn's ``set_params``); an unknown name is a ValueError."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ConfigError(f"EQLRegressor has no parameter {name!r}; valid: {', '.join(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items() if k != "self"}
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not defaults[k]
+                            and v != defaults[k])
+        return f"EQLRegressor({changed})"
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    def fit(self, X, y, variable_names: Sequence[str] | None = None) -> EQLRegressor:
+        """Learn the formula from ``X [n_samples, n_features]`` and ``y [n_samples]`` (or ``[n_samples, k]``)."""
+        X, Y = _check_table(X, y)
+        self.n_features_in_ = X.shape[1]
+        self._single = np.ndim(y) == 1
+        names = _variable_names(variable_names, X.shape[1])
+        self.variable_names_ = names
+        self._check_settings()
+        device = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
+                              ("cpu" if self.device == "auto" else self.device))
+        rng = np.random.default_rng(self.random_state)
+        held = rng.random(len(X)) < 0.2 if len(X) >= 10 else np.zeros(len(X), dtype=bool)
+        train = ~held if held.any() else np.ones(len(X), dtype=bool)
+        held = held if held.any() else train
+        one_sign = (X[train] > 0).all(axis=0) | (X[train] < 0).all(axis=0)
+        self._inverted = np.flatnonzero(one_sign) if self.reciprocals else np.zeros(0, dtype=int)
+        inputs = self._design(X[train])
+        self._x_scale = 1.0 / np.maximum(np.quantile(np.abs(inputs), 0.99, axis=0), 1e-12)
+        self._y_scale = np.maximum(Y[train].std(axis=0), 1e-300)
+        networks = self._train(inputs, Y[train], device)
+        values = dict(zip(names, X[held].T))
+        symbols = [sympy.Symbol(n) for n in names] + [1 / sympy.Symbol(names[j]) for j in self._inverted]
+        candidates = [self._read(network, values, Y[held], symbols) for network in networks]
+        self.restarts_ = candidates
+        best = min(c.error for c in candidates)
+        near = [c for c in candidates if c.error <= max(SELECTION_FACTOR * best, self.floor)]
+        chosen = min(near, key=lambda c: (c.terms, c.error))
+        self.expressions_ = chosen.expressions
+        self.validation_error_ = chosen.error
+        return self
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        """The network's inputs: the columns, then the reciprocals of those of one sign."""
+        return np.concatenate([X, 1.0 / X[:, self._inverted]], axis=1)
+
+    def _check_settings(self) -> None:
+        for name in ("steps", "restarts", "batch_size"):
+            if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.hidden_layers < 0:
+            raise ConfigError(f"hidden_layers must be >= 0, got {self.hidden_layers}")
+        EQLPhases(self.penalty, self.warmup, self.prune_at, self.prune_threshold)  # checks the phase settings
+
+    def _networks(self, inputs: int, outputs: int) -> list[EQL]:
+        networks = []
+        for k in range(self.restarts):
+            torch.manual_seed((0 if self.random_state is None else self.random_state) * 100003 + k)
+            networks.append(EQL(inputs, outputs, self.hidden_layers, self.units, init_scale=1.0))
+        return networks
+
+    def _train(self, X: np.ndarray, Y: np.ndarray, device: torch.device) -> list[EQL]:
+        """Every restart trained side by side (one vmap-ed model); the trained networks."""
+        from tqdm.auto import tqdm
+
+        networks = [n.to(device) for n in self._networks(X.shape[1], Y.shape[1])]
+        wrappers = [_Loss(n) for n in networks]
+        params, buffers = stack_module_state(wrappers)
+        params = {k: v.detach().requires_grad_() for k, v in params.items()}
+        base = _Loss(self._networks(X.shape[1], Y.shape[1])[0]).to("meta")
+        batched = vmap(lambda p, b, x, t: functional_call(base, (p, b), (x, t)), in_dims=(0, 0, None, None))
+        x = torch.as_tensor(X * self._x_scale, dtype=torch.float32, device=device)
+        t = torch.as_tensor(Y / self._y_scale, dtype=torch.float32, device=device)
+        optimizer = torch.optim.Adam(params.values(), lr=self.max_lr)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.max_lr, total_steps=self.steps)
+        phases = EQLPhaseSchedule(EQLPhases(self.penalty, self.warmup, self.prune_at, self.prune_threshold),
+                                  self.steps)
+        generator = torch.Generator().manual_seed(0 if self.random_state is None else self.random_state)
+        show = sys.stderr.isatty() if self.progress is None else self.progress
+        for step in tqdm(range(self.steps), desc="EQLRegressor", unit="step", disable=not show):
+            if step == phases.prune_step:
+                _prune(params, buffers, self.prune_threshold)
+            base.l1 = phases.weight_penalty(step)
+            rows = torch.randint(len(x), (min(self.batch_size, len(x)),), generator=generator).to(device)
+            loss, _ = batched(params, buffers, x[rows], t[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimizer.step()
+            scheduler.step()
+        if not all(torch.isfinite(v).all() for v in params.values()):
+            raise ConfigError("training diverged (NaN/inf weights); lower max_lr or use fewer product layers")
+        for k, network in enumerate(networks):
+            network.load_state_dict({name[len("eql."):]: value.detach()[k] for name, value in
+                                     (params | buffers).items()})
+            network.eval()
+        return networks
+
+    def _read(self, network: EQL, values: dict[str, np.ndarray], Y: np.ndarray, symbols: list) -> Restart:
+        """A restart's formulas in the original units, sparsely refitted on the held-out rows."""
+        scaled = [sympy.Float(float(s)) * v for s, v in zip(self._x_scale, symbols)]
+        polynomials = to_polynomials(network)
+        raw = None if polynomials is not None else network.to_sympy(scaled)
+        expressions, errors, terms = [], [], 0
+        for k in range(Y.shape[1]):
+            if polynomials is not None:
+                parts = [sympy.Float(c) * sympy.Mul(*[v**int(e) for v, e in zip(scaled, m)])
+                         for m, c in polynomials[k].items() if c != 0]
+                expanded = sympy.expand(sympy.Add(*parts))
+            else:
+                expanded = expand_component(_plain_division(raw[k], values))
+            expanded = expanded * float(self._y_scale[k])
+            if expanded == 0:
+                expression, error = sympy.Integer(0), 1.0
+            else:
+                expression, error = sparse_refit(expanded, values, Y[:, k], self.floor, seed=0)
+                expression = expanded if expression is None else expression
+            error = _relative_error(expression, values, Y[:, k]) if not np.isfinite(error) else error
+            expressions.append(_whole_numbers(round_constants(expression, self.digits)))
+            errors.append(error)
+            terms += len(sympy.Add.make_args(expression))
+        return Restart(expressions, float(max(errors)), terms)
+
+    # -- using the formula -------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "expressions_"):
+            raise ConfigError("this EQLRegressor is not fitted yet; call fit(X, y) first")
+
+    def predict(self, X) -> np.ndarray:
+        """The formula's values on ``X`` (``[n_samples]``, or ``[n_samples, k]`` for several targets)."""
+        self._check_fitted()
+        X, _ = _check_table(X, None, self.n_features_in_)
+        values = dict(zip(self.variable_names_, X.T))
+        out = evaluate(self.expressions_, values)
+        return out[:, 0] if self._single else out
+
+    def score(self, X, y) -> float:
+        """R² of the formula on ``(X, y)`` (averaged over targets)."""
+        predicted = self.predict(X).reshape(len(X), -1)
+        y = np.asarray(y, dtype=float).reshape(len(X), -1)
+        residual = ((y - predicted) ** 2).sum(axis=0)
+        total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+        return float(np.mean(1 - residual / np.maximum(total, 1e-300)))
+
+    def sympy(self):
+        """The formula (one SymPy expression, or a list for several targets), variables as named in ``fit``."""
+        self._check_fitted()
+        return self.expressions_[0] if self._single else list(self.expressions_)
+
+    def latex(self):
+        """The formula in LaTeX (one string, or a list)."""
+        self._check_fitted()
+        texts = [sympy.latex(e) for e in self.expressions_]
+        return texts[0] if self._single else texts
+
+    def pytorch(self) -> nn.Module:
+        """The formula as a torch module, ``X [N, n_features] -> [N]`` (or ``[N, k]``), constants trainable."""
+        self._check_fitted()
+        return FormulaModule(self.expressions_, self.variable_names_, self._single)
+
+
+class FormulaModule(nn.Module):
+    """Formulas over named columns as a torch module; every constant a trainable parameter."""
+
+    def __init__(self, expressions: Sequence[sympy.Expr], names: Sequence[str], single: bool):
+        super().__init__()
+        constants, templates = [], []
+        for expression in expressions:
+            swap = {}
+            for value in sorted(expression.atoms(sympy.Float), key=float):
+                swap[value] = sympy.Symbol(f"_c{len(constants)}")
+                constants.append(float(value))
+            templates.append(expression.xreplace(swap))
+        self.constants = nn.Parameter(torch.tensor(constants, dtype=torch.float32))
+        symbols = [sympy.Symbol(n) for n in names]
+        parameters = [sympy.Symbol(f"_c{i}") for i in range(len(constants))]
+        self._functions = [sympy.lambdify([symbols, parameters], t, "torch") for t in templates]
+        self._single = single
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        columns = list(x.unbind(-1))
+        constants = list(self.constants.unbind(0))
+        out = torch.stack([torch.as_tensor(f(columns, constants), dtype=x.dtype, device=x.device)
+                           * torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device) for f in self._functions], -1)
+        return out[..., 0] if self._single else out
+
+
+def _prune(params: dict, buffers: dict, threshold: float) -> None:
+    """Prune every restart's small weights and biases (masks in the stacked buffers; eqlgn.eql.MaskedLinear)."""
+    with torch.no_grad():
+        for name, value in params.items():
+            mask_name = name[: -len("weight")] + "weight_mask" if name.endswith("weight") else \
+                name[: -len("bias")] + "bias_mask"
+            if mask_name in buffers:
+                buffers[mask_name].mul_((value.abs() >= threshold).float())
+                value.mul_(buffers[mask_name])
+
+
+def _plain_division(expression: sympy.Expr, values: dict) -> sympy.Expr:
+    """Division units as plain ``a / b`` where their denominators stay above θ on the rows (EQL÷ trains them so)."""
+    swap = {}
+    for guarded in expression.atoms(GuardedDivision):
+        a, b, theta = guarded.args
+        if (evaluate([b], values)[:, 0] > float(theta)).all():
+            swap[guarded] = a / b
+    return expression.xreplace(swap) if swap else expression
+
+
+def _whole_numbers(expression: sympy.Expr) -> sympy.Expr:
+    """Constants that are whole numbers at the printed precision written as integers (``1.0*x0`` -> ``x0``)."""
+    swap = {f: sympy.Integer(round(float(f))) for f in expression.atoms(sympy.Float) if float(f) == round(float(f))}
+    return expression.xreplace(swap) if swap else expression
+
+
+def _relative_error(expression: sympy.Expr, values: dict, target: np.ndarray) -> float:
+    predicted = evaluate([expression], values)[:, 0]
+    return float(np.sqrt(np.mean((predicted - target) ** 2)) / max(float(target.std()), 1e-300))
+
+
+def _variable_names(names: Sequence[str] | None, count: int) -> list[str]:
+    if names is None:
+        return [f"x{i}" for i in range(count)]
+    names = [str(n) for n in names]
+    if len(names) != count:
+        raise ConfigError(f"variable_names has {len(names)} names for {count} columns of X")
+    for name in names:
+        if not name.isidentifier() or name.startswith("_"):
+            raise ConfigError(f"variable name {name!r} is not a plain identifier (letters, digits, _)")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"variable_names repeat a name: {names}")
+    return names
+
+
+def _check_table(X, y, features: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``X`` as float64 ``[n, d]`` and ``y`` as ``[n, k]``, each fault a one-line error."""
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError("X must be numeric: an array [n_samples, n_features] of numbers") from None
+    if X.ndim != 2:
+        raise DatasetError(f"X must be 2D [n_samples, n_features], got shape {X.shape}; reshape a single feature "
+                           "with X.reshape(-1, 1)")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise DatasetError(f"X needs at least one sample and one feature, got shape {X.shape}")
+    if features is not None and X.shape[1] != features:
+        raise DatasetError(f"X has {X.shape[1]} features, but the regressor was fitted with {features}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DatasetError(f"X contains NaN or inf ({int(bad.sum())} values; first at row {row}, column {col}); "
+                           "drop or impute those rows")
+    if y is None:
+        return X, None
+    try:
+        Y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError("y must be numeric: an array [n_samples] or [n_samples, n_targets]") from None
+    if Y.ndim not in (1, 2) or len(Y) != len(X):
+        raise DatasetError(f"y has shape {Y.shape} but X has {len(X)} samples; y must be [n_samples] or "
+                           "[n_samples, n_targets]")
+    Y = Y.reshape(len(X), -1)
+    if not np.isfinite(Y).all():
+        row = int(np.argwhere(~np.isfinite(Y))[0][0])
+        raise DatasetError(f"y contains NaN or inf (first at row {row}); drop those rows")
+    if len(X) < 2 or (Y.std(axis=0) == 0).any():
+        raise DatasetError("y has no variance (every value the same): there is no formula to learn beyond a constant")
+    return X, Y

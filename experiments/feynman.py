@@ -1,0 +1,247 @@
+"""EQLRegressor against operon on the AI Feynman formulas: exact recovery, R² inside and outside the range, time.
+
+    python experiments/feynman.py --seed 0 --out runs/feynman --docs docs
+    python experiments/feynman.py --formulas I.12.1 II.38.3 --out runs/feynman-try
+
+The formulas and sampling ranges are ``experiments/data/feynman.csv`` (Udrescu & Tegmark's table;
+the rational formulas, see its header). For each formula, with ``--seed``:
+
+* ``--samples`` rows drawn uniformly from the variables' ranges to fit on, as the benchmark
+  samples; ``--samples`` more to score R² **inside** the range; ``--samples`` rows with every
+  variable drawn from ``[high, 2 high - low]`` (the range shifted past its upper end) to score
+  R² **outside** it (extrapolation);
+* ``eqlgn.EQLRegressor`` (the settings of ``EQL_SETTINGS``, fixed before any formula was run;
+  none was tuned on this table), timed;
+* operon (pyoperon's ``SymbolicRegressor``: ``+ - * /``, constants, variables, objectives R²
+  and length, population 500) with a wall-time limit equal to the EQL's time on that formula
+  (at least 1 s): **equal budgets**; its own chosen model;
+* **exact recovery**: the found formula, its constants replaced by free parameters fitted to
+  the true formula on rows inside and outside the range, reproduces it (relative RMS < 1e-6:
+  the form is right), and the found formula itself departs from the truth by at most 1 % of
+  the truth's RMS on those rows (the constants are right to about 1 %; a stray intercept of
+  1e-6 does not count) — the difference simplifies to zero up to constants within 1 %.
+
+One JSON per formula and method in ``OUT`` (a finished one is skipped: the run resumes after a
+kill; a method that raises is recorded as a failure, not dropped). ``--docs`` writes
+``docs/feynman.md``: the table, the rates and the median times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+import eqlgn
+
+TABLE = Path(__file__).parent / "data" / "feynman.csv"
+EQL_SETTINGS = {"units": {"identity": 8, "product": 8}, "hidden_layers": 2, "steps": 2000, "restarts": 8}
+OPERON_SETTINGS = {"allowed_symbols": "add,sub,mul,div,constant,variable", "objectives": ["r2", "length"],
+                   "population_size": 500, "generations": 10**6, "max_length": 40, "optimizer_iterations": 5}
+METHODS = ("eql", "operon")
+
+
+@dataclass(frozen=True)
+class Formula:
+    name: str
+    output: str
+    text: str
+    variables: tuple[tuple[str, float, float], ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [v[0] for v in self.variables]
+
+    @property
+    def symbols(self) -> dict[str, sympy.Symbol]:
+        return {n: sympy.Symbol(n) for n in self.names}
+
+    def expression(self) -> sympy.Expr:
+        return sympy.sympify(self.text, locals={**self.symbols, "pi": sympy.pi})
+
+    def sample(self, rng: np.random.Generator, count: int, outside: bool = False) -> np.ndarray:
+        columns = []
+        for _, low, high in self.variables:
+            start, stop = (high, 2 * high - low) if outside else (low, high)
+            columns.append(rng.uniform(start, stop, count))
+        return np.stack(columns, axis=1)
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        function = sympy.lambdify(list(self.symbols.values()), self.expression(), "numpy")
+        return np.asarray(function(*X.T), dtype=float) * np.ones(len(X))
+
+
+def read_table(path: Path = TABLE) -> list[Formula]:
+    with open(path, newline="") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        formulas = []
+        for row in rows:
+            variables = tuple((n, float(lo), float(hi)) for n, lo, hi in
+                              (part.split(":") for part in row["variables"].split()))
+            formulas.append(Formula(row["name"], row["output"], row["formula"], variables))
+    return formulas
+
+
+def r2(predicted: np.ndarray, target: np.ndarray) -> float:
+    if not np.isfinite(predicted).all():
+        return float("-inf")
+    return float(1 - np.sum((predicted - target) ** 2) / max(np.sum((target - target.mean()) ** 2), 1e-300))
+
+
+def is_exact(found: sympy.Expr, formula: Formula, rng: np.random.Generator) -> bool:
+    """The found formula, constants as free parameters, reproduces the truth with constants within 1 % (docstring)."""
+    from scipy.optimize import least_squares
+
+    X = np.concatenate([formula.sample(rng, 300), formula.sample(rng, 300, outside=True)])
+    target = formula.values(X)
+    symbols = list(formula.symbols.values())
+    found = found.xreplace({s: formula.symbols[s.name] for s in found.free_symbols if s.name in formula.symbols})
+    constants = sorted(found.atoms(sympy.Float), key=float)
+    parameters = [sympy.Symbol(f"_c{i}") for i in range(len(constants))]
+    template = found.xreplace(dict(zip(constants, parameters)))
+    function = sympy.lambdify([symbols, parameters], template, "numpy")
+    scale = max(float(np.sqrt(np.mean(target**2))), 1e-300)
+
+    def residual(theta):
+        with np.errstate(all="ignore"):
+            value = np.asarray(function(list(X.T), list(theta)), dtype=float) * np.ones(len(X))
+        return np.nan_to_num((value - target) / scale, nan=1e6, posinf=1e6, neginf=-1e6)
+
+    start = np.array([float(c) for c in constants])
+    close = float(np.max(np.abs(residual(start)))) <= 0.01
+    if not len(start):
+        return close and float(np.sqrt(np.mean(residual(start) ** 2))) < 1e-6
+    fitted = least_squares(residual, start, xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=4000).x
+    return bool(close and float(np.sqrt(np.mean(residual(fitted) ** 2))) < 1e-6)
+
+
+def run_eql(formula: Formula, X: np.ndarray, y: np.ndarray, seed: int) -> tuple[sympy.Expr, float]:
+    started = time.perf_counter()
+    model = eqlgn.EQLRegressor(**EQL_SETTINGS, random_state=seed, progress=False).fit(X, y, formula.names)
+    return model.sympy(), time.perf_counter() - started
+
+
+def run_operon(formula: Formula, X: np.ndarray, y: np.ndarray, seed: int, seconds: float) -> tuple[sympy.Expr, float]:
+    from pyoperon.sklearn import SymbolicRegressor
+
+    started = time.perf_counter()
+    regressor = SymbolicRegressor(max_evaluations=10**9, max_time=int(max(1, math.ceil(seconds))),
+                                  n_threads=1, random_state=seed, **OPERON_SETTINGS)
+    regressor.fit(X, y)
+    text = regressor.get_model_string(regressor.model_, 12, formula.names)
+    expression = sympy.sympify(text.replace("^", "**"), locals=formula.symbols)
+    return expression, time.perf_counter() - started
+
+
+def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Path) -> dict:
+    """One formula and method (skipped when its JSON exists); never raises: a failure is a record."""
+    path = out / f"{formula.name}-{method}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    rng = np.random.default_rng([seed, sum(map(ord, formula.name))])
+    X, X_in, X_out = formula.sample(rng, samples), formula.sample(rng, samples), formula.sample(rng, samples, True)
+    y, y_in, y_out = formula.values(X), formula.values(X_in), formula.values(X_out)
+    record = {"formula": formula.name, "truth": formula.text, "method": method, "seed": seed, "samples": samples}
+    try:
+        if method == "eql":
+            found, seconds = run_eql(formula, X, y, seed)
+        else:
+            budget = json.loads((out / f"{formula.name}-eql.json").read_text())["seconds"]
+            found, seconds = run_operon(formula, X, y, seed, budget)
+            record["budget"] = budget
+        evaluate = sympy.lambdify(list(formula.symbols.values()), found, "numpy")
+        with np.errstate(all="ignore"):
+            inside = np.asarray(evaluate(*X_in.T), dtype=float) * np.ones(len(X_in))
+            outside = np.asarray(evaluate(*X_out.T), dtype=float) * np.ones(len(X_out))
+        record |= {"status": "done", "found": str(found), "seconds": seconds, "r2": r2(inside, y_in),
+                   "r2_outside": r2(outside, y_out), "exact": is_exact(found, formula, rng),
+                   "complexity": int(sympy.count_ops(found, visual=False))}
+    except Exception as exc:  # a crash is a failure, recorded
+        record |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                   "exact": False, "seconds": None}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+    return record
+
+
+def table(records: list[dict], seed: int, command: str) -> str:
+    by = {(r["formula"], r["method"]): r for r in records}
+    names = list(dict.fromkeys(r["formula"] for r in records))
+    lines = ["# EQLRegressor and operon on the AI Feynman formulas", "",
+             f"Generated by `{command}` (seed {seed}; no setting was tuned on these formulas). Formulas and ranges:",
+             "`experiments/data/feynman.csv` (Udrescu & Tegmark 2020, the rational formulas). Exact: the difference",
+             "simplifies to zero up to constants within 1 %. R²: inside the sampling range / outside it (every",
+             "variable in `[high, 2 high - low]`). operon's wall-time limit is the EQL's time on the same formula.", ""]
+    for method in METHODS:
+        done = [by[(n, method)] for n in names if (n, method) in by]
+        exact = sum(bool(r.get("exact")) for r in done)
+        times = [r["seconds"] for r in done if r.get("seconds") is not None]
+        failed = sum(r["status"] == "failed" for r in done)
+        lines.append(f"- **{method}**: exact {exact}/{len(done)} ({100 * exact / max(len(done), 1):.0f} %), "
+                     f"median time {np.median(times) if times else float('nan'):.1f} s, failures (crashes) {failed}")
+    lines += ["", "| formula | truth | EQL | exact | R² in / out | s | operon | exact | R² in / out | s |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        cells = [name, f"`{by.get((name, 'eql'), by.get((name, 'operon')))['truth']}`"]
+        for method in METHODS:
+            r = by.get((name, method))
+            if r is None:
+                cells += ["not run", "", "", ""]
+            elif r["status"] == "failed":
+                cells += [f"failed: {r['error'][:60]}", "no", "", ""]
+            else:
+                found = r["found"] if len(r["found"]) <= 70 else r["found"][:67] + "..."
+                cells += [f"`{found}`", "**yes**" if r["exact"] else "no",
+                          f"{r['r2']:.4g} / {r['r2_outside']:.4g}", f"{r['seconds']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--formulas", nargs="+", help="names from the table (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--out", default="runs/feynman")
+    parser.add_argument("--docs", help="write DOCS/feynman.md")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    formulas = read_table()
+    if args.formulas:
+        known = {f.name for f in formulas}
+        unknown = sorted(set(args.formulas) - known)
+        if unknown:
+            parser.error(f"unknown formula(s) {unknown}; see {TABLE}")
+        formulas = [f for f in formulas if f.name in args.formulas]
+    out, records = Path(args.out), []
+    for formula in formulas:
+        for method in args.methods:
+            record = run_formula(formula, method, args.seed, args.samples, out)
+            records.append(record)
+            status = "exact" if record.get("exact") else record["status"]
+            print(f"{formula.name:10s} {method:6s} {status:6s} {record.get('found', record.get('error', ''))[:80]}",
+                  flush=True)
+    if args.docs:
+        command = f"python experiments/feynman.py --seed {args.seed} --out {args.out} --docs {args.docs}"
+        path = Path(args.docs) / "feynman.md"
+        path.write_text(table(records, args.seed, command))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
