@@ -4,7 +4,7 @@ The same engine as the GN's EQL edge model (one implementation, two faces): the 
 :class:`eqlgn.eql.EQL` (identity, product, square, sin, division, constant units), trained in
 the phases of :class:`eqlgn.phases.EQLPhaseSchedule` (warm-up, L1 on the weights, pruning,
 fine-tuning), expanded exactly from its weights (:func:`eqlgn.eql.to_polynomials`, or SymPy with
-a time limit for non-polynomial units) and refitted sparsely on held-out rows
+a time limit for non-polynomial units) and refitted sparsely (terms chosen on half the rows, scored on the other)
 (:func:`eqlgn.extraction.sparse_refit`: backward elimination, the forward path, no term
 typically below 5 % of the target). What differs from the GN: the target is the table's ``y``
 (not a message), and the inputs are the table's columns and, with ``reciprocals`` (default), the
@@ -93,7 +93,7 @@ class EQLRegressor:
         progress: show a progress bar (default: when stderr is a terminal).
     """
 
-    def __init__(self, units: Mapping[str, int] | None = None, hidden_layers: int = 2, penalty: float = 1e-3,
+    def __init__(self, units: Mapping[str, int] | None = None, *, hidden_layers: int = 2, penalty: float = 1e-3,
                  steps: int = 3000, restarts: int = 8, batch_size: int = 256, max_lr: float = 1e-2,
                  prune_threshold: float = 0.05, warmup: float = 0.25, prune_at: float = 0.9, reciprocals: bool = True,
                  floor: float = 0.01,
@@ -121,6 +121,13 @@ class EQLRegressor:
             setattr(self, name, value)
         return self
 
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags (a regressor, several targets allowed), without inheriting from sklearn."""
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True, multi_output=True),
+                    regressor_tags=RegressorTags(), input_tags=InputTags())
+
     def __repr__(self) -> str:
         defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items() if k != "self"}
         changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not defaults[k]
@@ -139,19 +146,16 @@ class EQLRegressor:
         self._check_settings()
         device = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
                               ("cpu" if self.device == "auto" else self.device))
-        rng = np.random.default_rng(self.random_state)
-        held = rng.random(len(X)) < 0.2 if len(X) >= 10 else np.zeros(len(X), dtype=bool)
-        train = ~held if held.any() else np.ones(len(X), dtype=bool)
-        held = held if held.any() else train
-        one_sign = (X[train] > 0).all(axis=0) | (X[train] < 0).all(axis=0)
+        one_sign = (X > 0).all(axis=0) | (X < 0).all(axis=0)
         self._inverted = np.flatnonzero(one_sign) if self.reciprocals else np.zeros(0, dtype=int)
-        inputs = self._design(X[train])
+        inputs = self._design(X)
         self._x_scale = 1.0 / np.maximum(np.quantile(np.abs(inputs), 0.99, axis=0), 1e-12)
-        self._y_scale = np.maximum(Y[train].std(axis=0), 1e-300)
-        networks = self._train(inputs, Y[train], device)
-        values = dict(zip(names, X[held].T))
+        self._y_scale = np.maximum(Y.std(axis=0), 1e-300)
+        networks = self._train(inputs, Y, device)
+        values = dict(zip(names, X.T))  # the refit chooses terms on half the rows and scores them on the other half
         symbols = [sympy.Symbol(n) for n in names] + [1 / sympy.Symbol(names[j]) for j in self._inverted]
-        candidates = [self._read(network, values, Y[held], symbols) for network in networks]
+        candidates = [_read(network, values, Y, symbols, x_scale=self._x_scale, y_scale=self._y_scale,
+                            floor=self.floor, digits=self.digits) for network in networks]
         self.restarts_ = candidates
         best = min(c.error for c in candidates)
         near = [c for c in candidates if c.error <= max(SELECTION_FACTOR * best, self.floor)]
@@ -214,31 +218,6 @@ class EQLRegressor:
                                      (params | buffers).items()})
             network.eval()
         return networks
-
-    def _read(self, network: EQL, values: dict[str, np.ndarray], Y: np.ndarray, symbols: list) -> Restart:
-        """A restart's formulas in the original units, sparsely refitted on the held-out rows."""
-        scaled = [sympy.Float(float(s)) * v for s, v in zip(self._x_scale, symbols)]
-        polynomials = to_polynomials(network)
-        raw = None if polynomials is not None else network.to_sympy(scaled)
-        expressions, errors, terms = [], [], 0
-        for k in range(Y.shape[1]):
-            if polynomials is not None:
-                parts = [sympy.Float(c) * sympy.Mul(*[v**int(e) for v, e in zip(scaled, m)])
-                         for m, c in polynomials[k].items() if c != 0]
-                expanded = sympy.expand(sympy.Add(*parts))
-            else:
-                expanded = expand_component(_plain_division(raw[k], values))
-            expanded = expanded * float(self._y_scale[k])
-            if expanded == 0:
-                expression, error = sympy.Integer(0), 1.0
-            else:
-                expression, error = sparse_refit(expanded, values, Y[:, k], self.floor, seed=0)
-                expression = expanded if expression is None else expression
-            error = _relative_error(expression, values, Y[:, k]) if not np.isfinite(error) else error
-            expressions.append(_whole_numbers(round_constants(expression, self.digits)))
-            errors.append(error)
-            terms += len(sympy.Add.make_args(expression))
-        return Restart(expressions, float(max(errors)), terms)
 
     # -- using the formula -------------------------------------------------------------------
 
@@ -305,6 +284,33 @@ class FormulaModule(nn.Module):
         return out[..., 0] if self._single else out
 
 
+def _read(network: EQL, values: dict[str, np.ndarray], Y: np.ndarray, symbols: list, *, x_scale: np.ndarray,
+          y_scale: np.ndarray, floor: float, digits: int) -> Restart:
+    """A restart's formulas in the original units, sparsely refitted (error: on the refit's held-out half)."""
+    scaled = [sympy.Float(float(s)) * v for s, v in zip(x_scale, symbols)]
+    polynomials = to_polynomials(network)
+    raw = None if polynomials is not None else network.to_sympy(scaled)
+    expressions, errors, terms = [], [], 0
+    for k in range(Y.shape[1]):
+        if polynomials is not None:
+            parts = [sympy.Float(c) * sympy.Mul(*[v**int(e) for v, e in zip(scaled, m)])
+                     for m, c in polynomials[k].items() if c != 0]
+            expanded = sympy.expand(sympy.Add(*parts))
+        else:
+            expanded = expand_component(_plain_division(raw[k], values))
+        expanded = expanded * float(y_scale[k])
+        if expanded == 0:
+            expression, error = sympy.Integer(0), 1.0
+        else:
+            expression, error = sparse_refit(expanded, values, Y[:, k], floor, seed=0)
+            expression = expanded if expression is None else expression
+        error = _relative_error(expression, values, Y[:, k]) if not np.isfinite(error) else error
+        expressions.append(_whole_numbers(round_constants(expression, digits)))
+        errors.append(error)
+        terms += len(sympy.Add.make_args(expression))
+    return Restart(expressions, float(max(errors)), terms)
+
+
 def _prune(params: dict, buffers: dict, threshold: float) -> None:
     """Prune every restart's small weights and biases (masks in the stacked buffers; eqlgn.eql.MaskedLinear)."""
     with torch.no_grad():
@@ -358,8 +364,8 @@ def _check_table(X, y, features: int | None = None) -> tuple[np.ndarray, np.ndar
     except (TypeError, ValueError):
         raise DatasetError("X must be numeric: an array [n_samples, n_features] of numbers") from None
     if X.ndim != 2:
-        raise DatasetError(f"X must be 2D [n_samples, n_features], got shape {X.shape}; reshape a single feature "
-                           "with X.reshape(-1, 1)")
+        raise DatasetError(f"X must be 2D [n_samples, n_features], got shape {X.shape}. Reshape your data: "
+                           "X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise DatasetError(f"X needs at least one sample and one feature, got shape {X.shape}")
     if features is not None and X.shape[1] != features:

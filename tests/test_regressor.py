@@ -1,0 +1,101 @@
+"""EQLRegressor: a formula from a plain table (eqlgn.regressor)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+import torch
+
+from eqlgn import EQLRegressor
+from eqlgn.eql import EQL
+from eqlgn.errors import ConfigError, DatasetError
+from eqlgn.regressor import _read
+
+FAST = {"steps": 30, "restarts": 1, "progress": False}
+
+
+def table(rows: int = 1500, seed: int = 0, low: float = 1.0, high: float = 5.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(low, high, size=(rows, 3))
+
+
+def test_hand_set_weights_read_as_the_formula():
+    """An EQL whose weights are set by hand to 2·a·b/c (on scaled inputs) reads back as that formula."""
+    X = table()
+    model = EQLRegressor(**FAST)
+    model.fit(X, X[:, 0] + X[:, 1], ["a", "b", "c"])  # fitted once, so its scales exist
+    eql = EQL(6, 1, hidden_layers=1, units={"product": 1})
+    with torch.no_grad():
+        for linear in eql.linears():
+            linear.weight.zero_()
+            linear.bias.zero_()
+        first = eql.hidden[0].linear.weight
+        s = model._x_scale  # inputs a, b, c, 1/a, 1/b, 1/c, each times its scale
+        first[0, 0] = 1.0  # a·s_a
+        first[1, 1] = 1.0  # b·s_b
+        eql.output.weight[0, 0] = 1.0
+    names = [sympy.Symbol(n) for n in "abc"]
+    symbols = names + [1 / v for v in names]
+    values = dict(zip("abc", X.T))
+    expected = float(s[0] * s[1] * model._y_scale[0]) * names[0] * names[1]
+    target = float(s[0] * s[1] * model._y_scale[0]) * X[:, 0] * X[:, 1]  # the refit keeps what explains the data
+    read = _read(eql, values, target[:, None], symbols, x_scale=model._x_scale, y_scale=model._y_scale,
+                 floor=model.floor, digits=model.digits)
+    ratio = sympy.simplify(read.expressions[0] / expected)
+    assert ratio.is_number and abs(float(ratio) - 1) < 1e-3, read.expressions[0]
+
+
+@pytest.mark.parametrize("name, truth", [
+    ("product of three", lambda a, b, c: a * b * c),
+    ("ratio", lambda a, b, c: a / b),
+    ("sum of products", lambda a, b, c: a * b + 2 * b * c),
+])
+def test_planted_formulas_are_recovered_exactly_and_extrapolate(name, truth):
+    X = table(seed=1)
+    model = EQLRegressor(steps=1500, restarts=4, random_state=0, progress=False).fit(X, truth(*X.T), ["a", "b", "c"])
+    a, b, c = sympy.symbols("a b c")
+    found = model.sympy()
+    assert sympy.simplify(found - truth(a, b, c)) == 0, f"{name}: found {found}"
+    outside = table(seed=2, low=5.0, high=10.0)  # every variable past the fitted range
+    assert model.score(outside, truth(*outside.T)) > 0.999999
+    module = model.pytorch()  # the same formula as a torch module
+    torch.testing.assert_close(module(torch.as_tensor(outside)), torch.as_tensor(model.predict(outside)))
+
+
+def test_bad_input_gets_one_line_errors():
+    X = table(50)
+    y = X[:, 0] * X[:, 1]
+    bad = X.copy()
+    bad[7, 2] = np.nan
+    cases = [
+        (lambda: EQLRegressor(**FAST).fit(bad, y), DatasetError, "X contains NaN or inf .*row 7, column 2"),
+        (lambda: EQLRegressor(**FAST).fit(X, y[:-1]), DatasetError, "y has shape \\(49,\\) but X has 50 samples"),
+        (lambda: EQLRegressor(**FAST).fit(X[:, 0], y), DatasetError, "X must be 2D .*Reshape your data"),
+        (lambda: EQLRegressor(**FAST).fit(X, np.full(50, 3.0)), DatasetError, "y has no variance"),
+        (lambda: EQLRegressor(units={"cosine": 4}, **FAST).fit(X, y), ConfigError,
+         "unknown EQL unit 'cosine'.*valid"),
+        (lambda: EQLRegressor(**FAST).fit(X, y, ["a", "b"]), ConfigError, "2 names for 3 columns"),
+        (lambda: EQLRegressor(**FAST).predict(X), ConfigError, "not fitted yet"),
+        (lambda: EQLRegressor(**FAST).set_params(speed=3), ConfigError, "no parameter 'speed'"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message) as caught:
+            call()
+        assert "\n" not in str(caught.value)
+    fitted = EQLRegressor(**FAST).fit(X, y)
+    with pytest.raises(DatasetError, match="X has 2 features, but the regressor was fitted with 3"):
+        fitted.predict(X[:, :2])
+
+
+def test_scikit_learn_parameter_conventions():
+    checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    model = EQLRegressor(**FAST)
+    for check in (checks.check_no_attributes_set_in_init, checks.check_get_params_invariance,
+                  checks.check_set_params, checks.check_parameters_default_constructible,
+                  checks.check_estimators_nan_inf, checks.check_fit2d_predict1d, checks.check_fit_score_takes_y,
+                  checks.check_n_features_in):
+        check("EQLRegressor", model)
+    from sklearn.base import clone
+
+    copy = clone(EQLRegressor(steps=77, units={"identity": 2, "product": 1}))
+    assert copy.steps == 77 and copy.units == {"identity": 2, "product": 1}
