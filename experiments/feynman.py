@@ -19,7 +19,8 @@ the rational formulas, see its header). For each formula, with ``--seed``:
   the true formula on rows inside and outside the range, reproduces it (relative RMS < 1e-6:
   the form is right), and the found formula itself departs from the truth by at most 1 % of
   the truth's RMS on those rows (the constants are right to about 1 %; a stray intercept of
-  1e-6 does not count) — the difference simplifies to zero up to constants within 1 %.
+  1e-6 does not count) — the difference simplifies to zero up to constants within 1 %. A found
+  formula of more than ``MAX_TERMS`` terms (expanded) is counted not exact without the check.
 
 One JSON per formula and method in ``OUT`` (a finished one is skipped: the run resumes after a
 kill; a method that raises is recorded as a failure, not dropped). ``--docs`` writes
@@ -48,6 +49,7 @@ EQL_SETTINGS = {"units": {"identity": 8, "product": 8}, "hidden_layers": 2, "ste
 OPERON_SETTINGS = {"allowed_symbols": "add,sub,mul,div,constant,variable", "objectives": ["r2", "length"],
                    "population_size": 500, "generations": 10**6, "max_length": 40, "optimizer_iterations": 5}
 METHODS = ("eql", "operon")
+MAX_TERMS = 100  # a found formula of more terms (expanded) is no reading of the law: counted not exact
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,16 @@ def run_operon(formula: Formula, X: np.ndarray, y: np.ndarray, seed: int, second
     return expression, time.perf_counter() - started
 
 
+def values_of(found: sympy.Expr, formula: Formula, X: np.ndarray) -> np.ndarray:
+    """The found formula on rows of X, term by term (an unreadable expansion of thousands of terms still evaluates)."""
+    total = np.zeros(len(X))
+    for term in sympy.Add.make_args(sympy.expand(found)):
+        function = sympy.lambdify(list(formula.symbols.values()), term, "numpy")
+        with np.errstate(all="ignore"):
+            total = total + np.asarray(function(*X.T), dtype=float)
+    return total
+
+
 def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Path) -> dict:
     """One formula and method (skipped when its JSON exists); never raises: a failure is a record."""
     path = out / f"{formula.name}-{method}.json"
@@ -151,6 +163,7 @@ def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Pat
     X, X_in, X_out = formula.sample(rng, samples), formula.sample(rng, samples), formula.sample(rng, samples, True)
     y, y_in, y_out = formula.values(X), formula.values(X_in), formula.values(X_out)
     record = {"formula": formula.name, "truth": formula.text, "method": method, "seed": seed, "samples": samples}
+    started = time.perf_counter()
     try:
         if method == "eql":
             found, seconds = run_eql(formula, X, y, seed)
@@ -158,16 +171,15 @@ def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Pat
             budget = json.loads((out / f"{formula.name}-eql.json").read_text())["seconds"]
             found, seconds = run_operon(formula, X, y, seed, budget)
             record["budget"] = budget
-        evaluate = sympy.lambdify(list(formula.symbols.values()), found, "numpy")
-        with np.errstate(all="ignore"):
-            inside = np.asarray(evaluate(*X_in.T), dtype=float) * np.ones(len(X_in))
-            outside = np.asarray(evaluate(*X_out.T), dtype=float) * np.ones(len(X_out))
-        record |= {"status": "done", "found": str(found), "seconds": seconds, "r2": r2(inside, y_in),
-                   "r2_outside": r2(outside, y_out), "exact": is_exact(found, formula, rng),
+        terms = len(sympy.Add.make_args(sympy.expand(found)))
+        record |= {"status": "done", "found": str(found), "seconds": seconds, "terms": terms,
+                   "r2": r2(values_of(found, formula, X_in), y_in),
+                   "r2_outside": r2(values_of(found, formula, X_out), y_out),
+                   "exact": terms <= MAX_TERMS and is_exact(found, formula, rng),
                    "complexity": int(sympy.count_ops(found, visual=False))}
-    except Exception as exc:  # a crash is a failure, recorded
+    except Exception as exc:  # a crash is a failure, recorded with the time it took
         record |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                   "exact": False, "seconds": None}
+                   "exact": False, "seconds": time.perf_counter() - started}
     out.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
