@@ -16,7 +16,9 @@ these conditions (``--conditions``, see ``experiments/common.py``):
   that relative size per particle (``eqlgn.add_noise``); any ``noise-REL`` may be asked for;
 * ``positions-REL`` (e.g. ``positions-1e-05``, ``positions-0.0001``, ``positions-0.001``) — the
   trajectories with Gaussian position noise of ``REL`` × the median pair distance, read back
-  with the derivative window chosen from the data (``--derivative auto``).
+  with the derivative window chosen from the data (``--derivative auto``);
+* ``rollout-REL`` — the same noisy positions, trained with the rollout loss (``--rollout``,
+  ``experiments/common.py``'s ``ROLLOUT_WINDOW``) instead of on estimated accelerations.
 
 Jobs run in ``--jobs`` parallel processes; finished ones are skipped, so the script resumes
 after a kill; a failing one leaves ``failure.json`` and the grid goes on. Time on 2 CPU
