@@ -136,9 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="simulate -> train -> extract -> judge; write result.json")
     _add_train_flags(p, out_required=False)
     p.add_argument("--sr", default=None,
-                   help="symbolic-regression engine for MLP messages: operon (offline) or pysr (needs Julia)")
+                   help="symbolic-regression engine for MLP messages: operon (offline), pysr (needs Julia) or eql "
+                        "(eqlgn's EQLRegressor)")
     p.add_argument("--sr-budget", type=int, default=100,
-                   help="SR iterations per expression (PySR niterations, operon generations; default 100)")
+                   help="SR iterations per expression (PySR niterations, operon generations, EQL steps / 20; "
+                        "default 100)")
     p.add_argument("--compose", action="store_true",
                    help="also fit the node model symbolically and report the composed model's test loss")
     p.add_argument("--data", nargs="+", default=None,

@@ -117,7 +117,7 @@ def run(
         resume: continue an interrupted training from the run's checkpoint.
         progress: show progress bars (default: when stderr is a terminal).
         sr: symbolic-regression engine for MLP messages (``operon`` or ``pysr``).
-        sr_budget: SR iterations per expression (PySR ``niterations``, operon generations).
+        sr_budget: SR iterations per expression (PySR ``niterations``, operon generations, EQL steps / 20).
         compose: also fit the node model symbolically (engine ``sr``, default ``operon``) and
             report the composed symbolic model's test loss next to the GN's.
         data: users' data instead of a simulation: a dataset, an eqlgn dataset file, or

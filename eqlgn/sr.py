@@ -8,8 +8,12 @@ Engines (looked up by name in :data:`ENGINES`):
   ``+ - * /``, L1 (MAE) loss, ``budget`` iterations (100 as in the 2024 reproduction). It
   runs in a **subprocess** (:mod:`eqlgn._pysr_worker`), because juliacall can crash when
   torch is loaded in the same process; the subprocess reads an ``.npz`` and writes JSON.
+* ``eql``: eqlgn's own :class:`eqlgn.regressor.EQLRegressor` — the engine of the EQL edge model
+  (identity and product units, ``1/x`` of the one-sign inputs such as ``r`` and the masses, the
+  phases, pruning and the sparse refit) on the messages of an MLP GN. ``budget`` × 20 training
+  steps (100 → 2000); its restarts' formulas are the front. No wall-clock limit.
 
-Both engines return a Pareto front that is re-scored here the same way: each candidate is
+Every engine returns a Pareto front that is re-scored here the same way: each candidate is
 parsed into SymPy in the symbol vocabulary (:mod:`eqlgn.equations`), its complexity is
 its SymPy tree size, and its losses are mean absolute errors on a training and a held-out
 validation part of the data. :func:`choose` then picks the expression.
@@ -33,7 +37,12 @@ import sympy
 from .equations import SYMBOLS, complexity, evaluate, parse_equation
 from .errors import ConfigError, EqlgnError, MissingDependencyError, require, unknown_name
 
-ENGINES = ("operon", "pysr")
+ENGINES = ("operon", "pysr", "eql")
+EQL_ENGINE_SETTINGS = {"units": {"identity": 8, "product": 8}, "hidden_layers": 2, "restarts": 8}
+"""The ``eql`` engine's network (the Feynman benchmark's): monomials up to degree 4 in the inputs and ``1/r``,
+``1/m``: spring and ``m2·dx/r²``, not ``m2·dx/r³`` (three layers reached no law and took 800 s to read, measured)."""
+EQL_FRONT_TERMS = 100
+"""A formula of the ``eql`` engine with more terms (a dense expansion, no reading of a law) joins no front."""
 PYSR_UNAVAILABLE_EXIT = 3
 """Exit code of the PySR worker when PySR or Julia cannot be loaded."""
 
@@ -151,8 +160,8 @@ def fit_symbolic(
         X: ``[N, F]`` inputs; column ``k`` is the vocabulary symbol ``variable_names[k]``.
         y: ``[N]`` target.
         variable_names: vocabulary symbols (:data:`eqlgn.equations.SYMBOL_NAMES`).
-        engine: ``operon`` (offline) or ``pysr`` (needs Julia).
-        budget: search length: PySR ``niterations``; operon generations.
+        engine: ``operon`` (offline), ``pysr`` (needs Julia) or ``eql`` (eqlgn's EQLRegressor).
+        budget: search length: PySR ``niterations``; operon generations; EQL steps / 20.
         seed: random seed (subsampling, split, engine).
         max_samples: rows used (random subsample); the search cost grows with them.
         val_fraction: share of the rows held out to score candidates.
@@ -171,7 +180,7 @@ def fit_symbolic(
     train, val = rows[n_val:], rows[:n_val]
     threads = threads or os.cpu_count() or 1
     started = time.perf_counter()
-    search = _fit_operon if engine == "operon" else _fit_pysr
+    search = {"operon": _fit_operon, "pysr": _fit_pysr, "eql": _fit_eql}[engine]
     strings, settings = search(X[train], y[train], names, budget, seed, threads, max_seconds)
     seconds = time.perf_counter() - started
     candidates = pareto_front(strings, names, X[train], y[train], X[val], y[val])
@@ -250,6 +259,27 @@ def _fit_operon(X, y, names, budget, seed, threads, max_seconds) -> tuple[list[s
     regressor.fit(X, y)
     strings = [regressor.get_model_string(p["tree"], 12, list(names)) for p in regressor.pareto_front_]
     return strings, settings
+
+
+def _fit_eql(X, y, names, budget, seed, threads, max_seconds) -> tuple[list[str], dict]:
+    """Fit with :class:`eqlgn.regressor.EQLRegressor`; the chosen formula and every restart's are the front."""
+    import torch
+
+    from .regressor import EQLRegressor
+
+    settings = {**EQL_ENGINE_SETTINGS, "steps": 20 * int(budget), "random_state": int(seed)}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        regressor = EQLRegressor(**settings, device="cpu", progress=False).fit(X, y, list(names))
+    finally:
+        torch.set_num_threads(previous)
+    formulas = [regressor.sympy()] + [r.expressions[0] for r in regressor.restarts_]
+    readable = [f for f in formulas if len(sympy.Add.make_args(f)) <= EQL_FRONT_TERMS]  # a dense expansion is no law
+    if not readable:
+        raise EqlgnError(f"the eql engine found no formula of at most {EQL_FRONT_TERMS} terms; raise --sr-budget "
+                         "or use --sr operon")
+    return [str(f) for f in readable], settings
 
 
 # --- PySR, in a subprocess -------------------------------------------------------------------------

@@ -64,6 +64,15 @@ def test_operon_recovers_a_planted_law_from_noisy_data():
     assert restored.chosen == fit.chosen and len(restored.candidates) == len(fit.candidates)
 
 
+def test_eql_engine_reads_a_planted_law_from_noisy_data():
+    X, y, _ = planted_data()
+    fit = fit_symbolic(X, y, ["dx", "dy", "r"], engine="eql", budget=100, seed=0, threads=1)
+    assert fit.engine == "eql" and fit.settings["steps"] == 2000
+    assert {s.name for s in fit.expression.free_symbols} == {"dx", "r"}
+    X_new, _, truth = planted_data(2000, seed=1, noise=0.0)
+    assert np.sqrt(np.mean((fit.predict(X_new) - truth) ** 2)) < 0.01 * np.std(truth)
+
+
 def test_parsed_operon_strings_evaluate_like_operon_itself():
     pytest.importorskip("pyoperon")
     from pyoperon.sklearn import SymbolicRegressor
