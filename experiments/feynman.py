@@ -22,11 +22,13 @@ the rational formulas, see its header). For each formula, with ``--seed``:
   the true formula on rows inside and outside the range, reproduces it (relative RMS < 1e-6:
   the form is right), and the found formula itself departs from the truth by at most 1 % of
   the truth's RMS on those rows (the constants are right to about 1 %; a stray intercept of
-  1e-6 does not count) — the difference simplifies to zero up to constants within 1 %. A found
+  1e-6 does not count, a term of more than ``SPURIOUS`` of the truth's RMS that the fit sets to
+  zero does) — the difference simplifies to zero up to constants within 1 %. A found
   formula of more than ``MAX_TERMS`` terms (expanded) is counted not exact without the check.
 
 One JSON per formula and method in ``OUT`` (a finished one is skipped: the run resumes after a
-kill; a method that raises is recorded as a failure, not dropped). ``--docs`` writes
+kill; a method that raises is recorded as a failure, not dropped; one judged by an earlier
+version of the judge, ``JUDGE``, is judged again from its recorded formula). ``--docs`` writes
 ``docs/feynman.md``: the table, the rates and the median times.
 """
 
@@ -53,6 +55,8 @@ OPERON_SETTINGS = {"allowed_symbols": "add,sub,mul,div,constant,variable", "obje
                    "population_size": 500, "generations": 10**6, "max_length": 40, "optimizer_iterations": 5,
                    "model_selection_criterion": "mean_squared_error"}
 METHODS = ("eql", "operon")
+SPURIOUS = 1e-4  # a found term this large (relative RMS) that the exact form does not need makes it not exact
+JUDGE = 2  # version of is_exact: a finished record judged by another version is judged again when read
 MAX_TERMS = 100  # a found formula of more terms (expanded) is no reading of the law: counted not exact
 
 
@@ -127,7 +131,19 @@ def is_exact(found: sympy.Expr, formula: Formula, rng: np.random.Generator) -> b
     if not len(start):
         return close and float(np.sqrt(np.mean(residual(start) ** 2))) < 1e-6
     fitted = least_squares(residual, start, xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=4000).x
-    return bool(close and float(np.sqrt(np.mean(residual(fitted) ** 2))) < 1e-6)
+    if not (close and float(np.sqrt(np.mean(residual(fitted) ** 2))) < 1e-6):
+        return False
+    for term in sympy.Add.make_args(template):  # a term the fit removes must have been rounding, not a spurious term
+        size = sympy.lambdify([symbols, parameters], term, "numpy")
+
+        def rms(theta, size=size):
+            with np.errstate(all="ignore"):
+                value = np.asarray(size(list(X.T), list(theta)), dtype=float) * np.ones(len(X))
+            return float(np.sqrt(np.mean(value**2))) / scale
+
+        if rms(fitted) < 1e-6 and rms(start) > SPURIOUS:
+            return False
+    return True
 
 
 def run_eql(formula: Formula, X: np.ndarray, y: np.ndarray, seed: int) -> tuple[sympy.Expr, float]:
@@ -162,7 +178,14 @@ def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Pat
     """One formula and method (skipped when its JSON exists); never raises: a failure is a record."""
     path = out / f"{formula.name}-{method}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
+        if record["status"] != "done" or record.get("judge") == JUDGE:
+            return record
+        found = sympy.sympify(record["found"], locals=formula.symbols)  # judged by an earlier judge: judge again
+        rng = np.random.default_rng([seed, sum(map(ord, formula.name)), JUDGE])
+        record |= {"exact": record["terms"] <= MAX_TERMS and is_exact(found, formula, rng), "judge": JUDGE}
+        _write(path, record)
+        return record
     rng = np.random.default_rng([seed, sum(map(ord, formula.name))])
     X, X_in, X_out = formula.sample(rng, samples), formula.sample(rng, samples), formula.sample(rng, samples, True)
     y, y_in, y_out = formula.values(X), formula.values(X_in), formula.values(X_out)
@@ -179,16 +202,21 @@ def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Pat
         record |= {"status": "done", "found": str(found), "seconds": seconds, "terms": terms,
                    "r2": r2(values_of(found, formula, X_in), y_in),
                    "r2_outside": r2(values_of(found, formula, X_out), y_out),
-                   "exact": terms <= MAX_TERMS and is_exact(found, formula, rng),
+                   "exact": terms <= MAX_TERMS and is_exact(found, formula, rng), "judge": JUDGE,
                    "complexity": int(sympy.count_ops(found, visual=False))}
     except Exception as exc:  # a crash is a failure, recorded with the time it took
         record |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                    "exact": False, "seconds": time.perf_counter() - started}
-    out.mkdir(parents=True, exist_ok=True)
+    _write(path, record)
+    return record
+
+
+def _write(path: Path, record: dict) -> None:
+    """Atomically: a kill leaves the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, path)
-    return record
 
 
 def table(records: list[dict], seed: int, command: str) -> str:
