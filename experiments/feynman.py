@@ -56,6 +56,7 @@ OPERON_SETTINGS = {"allowed_symbols": "add,sub,mul,div,constant,variable", "obje
                    "model_selection_criterion": "mean_squared_error"}
 METHODS = ("eql", "operon")
 SPURIOUS = 1e-4  # a found term this large (relative RMS) that the exact form does not need makes it not exact
+REACH = 4  # the largest monomial degree two product layers express
 JUDGE = 2  # version of is_exact: a finished record judged by another version is judged again when read
 MAX_TERMS = 100  # a found formula of more terms (expanded) is no reading of the law: counted not exact
 
@@ -77,6 +78,19 @@ class Formula:
 
     def expression(self) -> sympy.Expr:
         return sympy.sympify(self.text, locals={**self.symbols, "pi": sympy.pi})
+
+    @property
+    def degree(self) -> int | None:
+        """Largest total degree of the formula's monomials in the variables and their reciprocals (``None``: not a
+        sum of such monomials, e.g. a sum in a denominator). The EQL of ``EQL_SETTINGS`` (two product layers, the
+        reciprocals as inputs) expresses exactly the formulas of degree <= 4."""
+        degree = 0
+        for term in sympy.Add.make_args(sympy.expand(self.expression())):
+            powers = [(base, power) for base, power in term.as_powers_dict().items() if not base.is_number]
+            if not all(base.is_Symbol and power.is_Integer for base, power in powers):
+                return None
+            degree = max(degree, sum(abs(int(power)) for _, power in powers))
+        return degree
 
     def sample(self, rng: np.random.Generator, count: int, outside: bool = False) -> np.ndarray:
         columns = []
@@ -227,17 +241,25 @@ def table(records: list[dict], seed: int, command: str) -> str:
              "`experiments/data/feynman.csv` (Udrescu & Tegmark 2020, the rational formulas). Exact: the difference",
              "simplifies to zero up to constants within 1 %. R²: inside the sampling range / outside it (every",
              "variable in `[high, 2 high - low]`). operon's wall-time limit is the EQL's time on the same formula.", ""]
+    formulas = {f.name: f for f in read_table()}
+    reachable = {n for n in names if n in formulas and (formulas[n].degree or 99) <= REACH}
     for method in METHODS:
         done = [by[(n, method)] for n in names if (n, method) in by]
         exact = sum(bool(r.get("exact")) for r in done)
+        within = sum(bool(r.get("exact")) for r in done if r["formula"] in reachable)
         times = [r["seconds"] for r in done if r.get("seconds") is not None]
         failed = sum(r["status"] == "failed" for r in done)
-        lines.append(f"- **{method}**: exact {exact}/{len(done)} ({100 * exact / max(len(done), 1):.0f} %), "
+        lines.append(f"- **{method}**: exact {exact}/{len(done)} ({100 * exact / max(len(done), 1):.0f} %; "
+                     f"{within}/{sum(r['formula'] in reachable for r in done)} of the formulas the EQL can express), "
                      f"median time {np.median(times) if times else float('nan'):.1f} s, failures (crashes) {failed}")
-    lines += ["", "| formula | truth | EQL | exact | R² in / out | s | operon | exact | R² in / out | s |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", f"Degree: the largest total degree of the truth's monomials in the variables and their reciprocals "
+              f"(— : not a sum of such monomials); the EQL of these settings expresses degree ≤ {REACH}.", "",
+              "| formula | truth | degree | EQL | exact | R² in / out | s | operon | exact | R² in / out | s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
-        cells = [name, f"`{by.get((name, 'eql'), by.get((name, 'operon')))['truth']}`"]
+        degree = formulas[name].degree if name in formulas else None
+        cells = [name, f"`{by.get((name, 'eql'), by.get((name, 'operon')))['truth']}`",
+                 "—" if degree is None else str(degree)]
         for method in METHODS:
             r = by.get((name, method))
             if r is None:

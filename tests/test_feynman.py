@@ -72,3 +72,10 @@ def test_a_record_of_an_earlier_judge_is_judged_again_when_read(tmp_path):
     again = feynman.run_formula(formula, "eql", 0, 10, tmp_path)
     assert again["exact"] is False and again["judge"] == feynman.JUDGE
     assert json.loads((tmp_path / "II.8.31-eql.json").read_text()) == again
+
+
+def test_degree_counts_reciprocals_and_refuses_sums_in_denominators():
+    assert FORMULAS["I.12.1"].degree == 2  # mu*Nn
+    assert FORMULAS["II.3.24"].degree == 3  # Pwr/(4 pi r**2)
+    assert FORMULAS["I.12.2"].degree == 5  # q1 q2 / (4 pi epsilon r**2)
+    assert FORMULAS["II.10.9"].degree is None  # a sum in the denominator
