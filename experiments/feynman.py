@@ -195,9 +195,11 @@ def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Pat
         record = json.loads(path.read_text())
         if record["status"] != "done" or record.get("judge") == JUDGE:
             return record
-        found = sympy.sympify(record["found"], locals=formula.symbols)  # judged by an earlier judge: judge again
-        rng = np.random.default_rng([seed, sum(map(ord, formula.name)), JUDGE])
-        record |= {"exact": record["terms"] <= MAX_TERMS and is_exact(found, formula, rng), "judge": JUDGE}
+        exact = False  # judged by an earlier judge: judge again (a formula of too many terms stays not exact)
+        if record["terms"] <= MAX_TERMS:
+            found = sympy.sympify(record["found"], locals=formula.symbols)
+            exact = is_exact(found, formula, np.random.default_rng([seed, sum(map(ord, formula.name)), JUDGE]))
+        record |= {"exact": exact, "judge": JUDGE}
         _write(path, record)
         return record
     rng = np.random.default_rng([seed, sum(map(ord, formula.name))])
