@@ -179,9 +179,10 @@ def run_operon(formula: Formula, X: np.ndarray, y: np.ndarray, seed: int, second
 
 
 def values_of(found: sympy.Expr, formula: Formula, X: np.ndarray) -> np.ndarray:
-    """The found formula on rows of X, term by term (an unreadable expansion of thousands of terms still evaluates)."""
+    """The found formula (a sum: pass it expanded) on rows of X, term by term (an unreadable expansion of thousands
+    of terms still evaluates)."""
     total = np.zeros(len(X))
-    for term in sympy.Add.make_args(sympy.expand(found)):
+    for term in sympy.Add.make_args(found):
         function = sympy.lambdify(list(formula.symbols.values()), term, "numpy")
         with np.errstate(all="ignore"):
             total = total + np.asarray(function(*X.T), dtype=float)
@@ -214,10 +215,11 @@ def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Pat
             budget = json.loads((out / f"{formula.name}-eql.json").read_text())["seconds"]
             found, seconds = run_operon(formula, X, y, seed, budget)
             record["budget"] = budget
-        terms = len(sympy.Add.make_args(sympy.expand(found)))
+        expanded = sympy.expand(found)  # once: a dense EQL expansion takes seconds to expand
+        terms = len(sympy.Add.make_args(expanded))
         record |= {"status": "done", "found": str(found), "seconds": seconds, "terms": terms,
-                   "r2": r2(values_of(found, formula, X_in), y_in),
-                   "r2_outside": r2(values_of(found, formula, X_out), y_out),
+                   "r2": r2(values_of(expanded, formula, X_in), y_in),
+                   "r2_outside": r2(values_of(expanded, formula, X_out), y_out),
                    "exact": terms <= MAX_TERMS and is_exact(found, formula, rng), "judge": JUDGE,
                    "complexity": int(sympy.count_ops(found, visual=False))}
     except Exception as exc:  # a crash is a failure, recorded with the time it took
@@ -244,8 +246,8 @@ def table(records: list[dict], seed: int, command: str) -> str:
              "difference simplifies to zero up to constants within 1 %. R²: inside the sampling range / outside it",
              "(every variable in `[high, 2 high - low]`). operon's wall-time limit is the EQL's time on the same",
              "formula.", ""]
-    formulas = {f.name: f for f in read_table()}
-    reachable = {n for n in names if n in formulas and (formulas[n].degree or 99) <= REACH}
+    degrees = {f.name: f.degree for f in read_table() if f.name in names}
+    reachable = {n for n, d in degrees.items() if d is not None and d <= REACH}
     for method in METHODS:
         done = [by[(n, method)] for n in names if (n, method) in by]
         exact = sum(bool(r.get("exact")) for r in done)
@@ -260,7 +262,7 @@ def table(records: list[dict], seed: int, command: str) -> str:
               "| formula | truth | degree | EQL | exact | R² in / out | s | operon | exact | R² in / out | s |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
-        degree = formulas[name].degree if name in formulas else None
+        degree = degrees.get(name)
         cells = [name, f"`{by.get((name, 'eql'), by.get((name, 'operon')))['truth']}`",
                  "—" if degree is None else str(degree)]
         for method in METHODS:
