@@ -26,6 +26,9 @@ Steps (no symbolic-regression search):
    refitted, until every term left is above it: such a term (``6e-5/r⁶`` beside
    ``q2·dx/r³``) only mimics the network's error on the few closest pairs, where an RMS
    score weighs it most (docs/method.md).
+   The refitted terms are then rewritten with the identities the inputs obey (``q1² = 1`` when
+   the charges are ±1, ``r² = dx² + dy²``) and refitted once more; the rewritten reading replaces
+   the first when it is simpler and no less accurate (:mod:`eqlgn.identities`).
    Only the EQL's own terms are used and only held-out training-distribution edges are
    seen: nothing is searched beyond the weights, and the judge's states are never used;
 5. flag the result "unrotated" when each component depends on one spatial axis only.
@@ -37,6 +40,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import sympy
@@ -45,6 +49,7 @@ from .analysis import MessageAnalysis, MessageSample, analyze_messages, collect_
 from .data import ParticleDataset
 from .equations import complexity, evaluate, pair_values, to_vocabulary, torch_function, unrotated
 from .errors import ConfigError
+from .identities import simplest_reading
 from .models import GN, EQLEdge
 
 
@@ -372,8 +377,11 @@ def extract(model: GN, data: ParticleDataset, max_graphs: int = 2000, tolerance:
         weights.append(round_constants(kept, digits))
         dropped.append(n_dropped)
         if refit:
-            expression, held_error = sparse_refit(expanded, values, message.astype(np.float64), floor,
-                                                     share=share, forward=forward)
+            refit_terms = partial(sparse_refit, values=values, target=message.astype(np.float64), floor=floor,
+                                  share=share, forward=forward)
+            expression, held_error = refit_terms(expanded)
+            if expression is not None:
+                expression, held_error = simplest_reading(expression, held_error, values, data.dim, refit_terms, floor)
             refitted.append(weights[-1] if expression is None else round_constants(expression, digits))
             refit_errors.append(held_error)
     expressions = refitted if refit else weights
