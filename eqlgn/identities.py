@@ -14,8 +14,8 @@ to degree 0 or 1 (``s^k = c^(k−j)·s^j``, ``j = k mod 2``) and every power ≥
 offset through the others (``dy² = r² − dx²``) — and expands it, so terms that were one function
 written two ways add up or cancel. :func:`simplest_reading` refits the rewritten terms (the
 caller's refit, on the same edges and target) and keeps the result only if it is **simpler**
-(smaller expression tree) **and no less accurate** (held-out error no larger, or below the
-refit's floor): a reading is never traded for a worse fit, and an input that varies is never
+(smaller expression tree) **and no less accurate** (held-out error no larger up to rounding, or
+below the refit's floor): a reading is never traded for a worse fit, and an input that varies is never
 touched. Nothing is searched beyond the reading's own terms.
 """
 
@@ -30,6 +30,8 @@ from .equations import complexity, symbol
 
 CONSTANT_SIZE = 1e-9
 """An input is of constant size when ``max |s| − min |s|`` is at most this fraction of ``max |s|``."""
+SAME_ERROR = 1e-6
+"""Relative slack on the held-out error: the same fit written with other terms differs by rounding only."""
 
 
 def data_identities(values: Mapping[str, np.ndarray]) -> dict[sympy.Symbol, float]:
@@ -79,6 +81,6 @@ def simplest_reading(expression: sympy.Expr, error: float, values: Mapping[str, 
     candidate, candidate_error = refit(reduced)
     if candidate is None or complexity(candidate) >= complexity(expression):
         return expression, error
-    if candidate_error > max(error, floor):  # a NaN error (too few edges to score) compares False: kept
+    if candidate_error > max(error, floor) * (1 + SAME_ERROR):  # NaN (too few edges to score) compares False
         return expression, error
     return candidate, candidate_error
