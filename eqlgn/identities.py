@@ -76,7 +76,7 @@ def simplest_reading(expression: sympy.Expr, error: float, values: Mapping[str, 
         floor: errors below it count as equal (the refit's own floor).
     """
     reduced = reduce_identities(expression, data_identities(values), dim)
-    if reduced == expression or reduced == 0:
+    if reduced == sympy.expand(expression) or reduced == 0:  # no identity applies: the reading stays as it is
         return expression, error
     candidate, candidate_error = refit(reduced)
     if candidate is None or complexity(candidate) >= complexity(expression):

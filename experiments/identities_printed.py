@@ -26,7 +26,9 @@ import sympy
 import eqlgn
 from eqlgn.equations import evaluate, pair_values
 from eqlgn.extraction import round_constants, sparse_refit
-from eqlgn.identities import data_identities, reduce_identities, simplest_reading
+from eqlgn.graph import complete_edges
+from eqlgn.identities import simplest_reading
+from eqlgn.recipes import EQL_RECOMMENDED
 
 FLOOR = 0.01  # the refit's floor (extraction's default)
 EDGES = 20000
@@ -35,28 +37,25 @@ EDGES = 20000
 def edge_values(law: str, dim: int, n: int, seed: int, sims: int) -> dict[str, np.ndarray]:
     """All ordered pairs of the first snapshots of a simulated dataset like the run's."""
     data = eqlgn.simulate(law, dim, n, sims, seed)
-    receivers, senders = np.array([(i, j) for i in range(n) for j in range(n) if i != j]).T
+    receivers, senders = (index.numpy() for index in complete_edges(n))
     graphs = data.nodes[: max(1, EDGES // len(receivers))].astype(np.float64)
     receiver = graphs[:, receivers].reshape(-1, graphs.shape[-1])
     sender = graphs[:, senders].reshape(-1, graphs.shape[-1])
     values = pair_values(receiver, sender, dim)
-    return {k: v[values["r"] >= 0.1] for k, v in values.items()}  # the EQL's r_min
+    inside = values["r"] >= EQL_RECOMMENDED["r_min"]  # the pairs the EQL reads (its clamped inverse powers are exact)
+    return {k: v[inside] for k, v in values.items()}
 
 
 def read_again(record: dict, sims: int) -> list[sympy.Expr] | None:
+    """The printed equations read again with the identities step; None when none changes."""
     dim = record["dim"]
     printed = [eqlgn.parse_equation(t) for t in record["equations"]]
-    values = None
+    values = edge_values(record["law"], dim, record["n_particles"], record["seed"], sims)
     new = []
     for expression in printed:
-        if values is None:
-            values = edge_values(record["law"], dim, record["n_particles"], record["seed"], sims)
-        if reduce_identities(expression, data_identities(values), dim) == sympy.expand(expression):
-            new.append(expression)
-            continue
         refit = partial(sparse_refit, values=values, target=evaluate([expression], values)[:, 0], floor=FLOOR)
         new.append(simplest_reading(expression, 0.0, values, dim, refit, FLOOR)[0])  # exact on its own values
-    return None if all(sympy.simplify(a - b) == 0 for a, b in zip(new, printed)) else new
+    return None if all(a is b for a, b in zip(new, printed)) else new
 
 
 def main(argv: list[str] | None = None) -> int:
