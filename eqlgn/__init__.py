@@ -42,6 +42,7 @@ _EXPORTS = {
     "NetworkConfig": "config",
     "MLPEdgeConfig": "config",
     "EQLEdgeConfig": "config",
+    "default_relative_inputs": "features",
     "NodeConfig": "config",
     "ScheduleConfig": "config",
     "L1Schedule": "config",

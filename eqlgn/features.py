@@ -5,7 +5,8 @@ Two kinds (``features=``):
 * ``raw`` — the concatenation ``[x1, x2]`` of both node feature vectors (Cranmer et al.).
 * ``relative`` — named physical inputs from the symbol vocabulary (docs/architecture.md), computed per edge:
   ``dx dy dz`` (``x1 - x2``), ``r``, ``inv_r`` (1/r), ``inv_r2`` (1/r²), ``inv_r3`` (1/r³),
-  ``m1 m2 q1 q2``, ``inv_m1`` (1/m1), and the raw coordinates ``x1 ... vz2`` if wanted.
+  ``m1 m2 q1 q2``, ``inv_m1`` (1/m1), the pair products ``q1q2`` (q1·q2) and ``m1m2`` (m1·m2),
+  and the raw coordinates ``x1 ... vz2`` if wanted.
 
 The inverse powers use ``max(r, r_min)`` so a close encounter cannot produce an infinite
 input; ``r_min`` (default 1e-2, the simulator's softening) is saved with the run.
@@ -25,7 +26,7 @@ from .errors import ConfigError, unknown_name
 from .layout import NodeLayout
 
 _BASE = {"x": 0, "y": 1, "z": 2}
-DERIVED_NAMES = ("r", "inv_r", "inv_r2", "inv_r3", "inv_m1")
+DERIVED_NAMES = ("r", "inv_r", "inv_r2", "inv_r3", "inv_m1", "q1q2", "m1m2")
 
 
 def default_relative_inputs(dim: int) -> list[str]:
@@ -37,6 +38,7 @@ def default_relative_inputs(dim: int) -> list[str]:
 _r = SYMBOLS["r"]
 DERIVED: dict[str, sympy.Expr] = {
     "inv_r": 1 / _r, "inv_r2": _r**-2, "inv_r3": _r**-3, "inv_m1": 1 / SYMBOLS["m1"],
+    "q1q2": SYMBOLS["q1"] * SYMBOLS["q2"], "m1m2": SYMBOLS["m1"] * SYMBOLS["m2"],
 }
 
 
@@ -75,7 +77,9 @@ def relative_features(receiver: torch.Tensor, sender: torch.Tensor, names: Seque
     r = dx.pow(2).sum(-1).sqrt()
     r_safe = r.clamp_min(r_min)
     cache = {"r": r, "inv_r": 1 / r_safe, "inv_r2": r_safe.pow(-2), "inv_r3": r_safe.pow(-3),
-             "inv_m1": 1 / receiver[..., layout.mass]}
+             "inv_m1": 1 / receiver[..., layout.mass],
+             "q1q2": receiver[..., layout.charge] * sender[..., layout.charge],
+             "m1m2": receiver[..., layout.mass] * sender[..., layout.mass]}
     axes = list(_BASE)[:dim]
     columns = []
     for name in names:

@@ -62,8 +62,11 @@ def plot_message_scatter(sample: MessageSample, analysis: MessageAnalysis, path:
         ax.scatter(fitted[pick], y[pick], s=3, alpha=0.4)
         lo, hi = np.percentile(fitted, [1, 99])
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(*np.percentile(y, [1, 99]))
+        if hi > lo:  # a constant (dead) message has no range to zoom on
+            ax.set_xlim(lo, hi)
+        y_lo, y_hi = np.percentile(y, [1, 99])
+        if y_hi > y_lo:
+            ax.set_ylim(y_lo, y_hi)
         ax.set_xlabel(f"linear fit of {analysis.target}")
         ax.set_ylabel(f"message {comp}")
         ax.set_title(f"R² = {r2:.3f}")

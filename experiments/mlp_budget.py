@@ -2,6 +2,8 @@
 
     python experiments/mlp_budget.py --laws spring r1 r2 charge --seeds 0 1 \\
         --l1 0.01:0.1 0.05:0.5 --steps 4000 16000 --batch 64 256 --max-lr 1e-3 3e-3 --jobs 2 --out runs/mlp-budget
+    python experiments/mlp_budget.py --laws r1 r2 --seeds 0 --l1 0.05:0.5 --steps 32000 --batch 64 \\
+        --starts 4 --select-at 0.5 --jobs 2 --out runs/mlp-budget
 
 The 2024 reproduction reached messages linear in the force (R² 0.97) and sparse (the top-D
 message standard deviations ≥ 100× the next) with a linear L1 schedule 0.01 → 0.1 after about
@@ -39,10 +41,13 @@ class Setting:
     batch: int
     max_lr: float
     seed: int
+    starts: int = 1
+    select_at: float = 0.25
 
     @property
     def name(self) -> str:
-        return (f"{self.law}-l1{self.l1[0]:g}-{self.l1[1]:g}s{self.steps}b{self.batch}lr{self.max_lr:g}"
+        prefix = "" if self.starts == 1 else f"starts{self.starts}-select{round(100 * self.select_at)}-"
+        return (f"{prefix}{self.law}-l1{self.l1[0]:g}-{self.l1[1]:g}s{self.steps}b{self.batch}lr{self.max_lr:g}"
                 f"-seed{self.seed}")
 
 
@@ -65,7 +70,8 @@ def run_one(setting: Setting, out: str, sims: int) -> dict:
     try:
         if not (target / "analysis.json").is_file():
             config = eqlgn.recommended_config("mlp", l1=setting.l1[0], l1_end=setting.l1[1], steps=setting.steps,
-                                              batch_size=setting.batch, max_lr=setting.max_lr, seed=setting.seed)
+                                              batch_size=setting.batch, max_lr=setting.max_lr, seed=setting.seed,
+                                              starts=setting.starts, select_at=setting.select_at)
             started = time.perf_counter()
             eqlgn.train_run(eqlgn.SimulationConfig(law=setting.law, dim=2, n=4, sims=sims, seed=setting.seed),
                             config, target, prune_outliers=True, resume=(target / "checkpoint.pt").is_file(),
@@ -103,12 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", nargs="+", type=int, default=[4000])
     parser.add_argument("--batch", nargs="+", type=int, default=[256])
     parser.add_argument("--max-lr", nargs="+", type=float, default=[3e-3])
+    parser.add_argument("--starts", nargs="+", type=int, default=[1],
+                        help="starts side by side, the best by validation MAE kept at --select-at")
+    parser.add_argument("--select-at", nargs="+", type=float, default=[0.25])
     parser.add_argument("--sims", type=int, default=1000, help="simulations per dataset")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default="runs/mlp-budget")
     args = parser.parse_args(argv)
     settings = [Setting(*values) for values in itertools.product(args.laws, args.l1, args.steps, args.batch,
-                                                                  args.max_lr, args.seeds)]
+                                                                  args.max_lr, args.seeds, args.starts,
+                                                                  args.select_at)]
     if args.jobs <= 1:
         rows = [run_one(s, args.out, args.sims) for s in settings]
     else:
