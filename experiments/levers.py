@@ -30,7 +30,7 @@ LEVERS: dict[str, dict] = {
     "starts8h2": {"starts": 8, "halving_rounds": 2},
     # generic pair products as two more inputs (the same for every law): the message can carry q1·q2 itself,
     # so the node model need not multiply by the receiver's charge sign (docs/method.md, the charge diagnosis)
-    "pairs": {"eql_inputs": eqlgn.default_relative_inputs(2) + ["q1q2", "m1m2"]},
+    "pairs": {"inputs": eqlgn.default_relative_inputs(2) + ["q1q2", "m1m2"]},
 }
 
 
