@@ -76,15 +76,15 @@ def relative_features(receiver: torch.Tensor, sender: torch.Tensor, names: Seque
     dx = receiver[..., layout.position] - sender[..., layout.position]
     r = dx.pow(2).sum(-1).sqrt()
     r_safe = r.clamp_min(r_min)
-    cache = {"r": r, "inv_r": 1 / r_safe, "inv_r2": r_safe.pow(-2), "inv_r3": r_safe.pow(-3),
-             "inv_m1": 1 / receiver[..., layout.mass],
-             "q1q2": receiver[..., layout.charge] * sender[..., layout.charge],
-             "m1m2": receiver[..., layout.mass] * sender[..., layout.mass]}
+    derived = {"r": lambda: r, "inv_r": lambda: 1 / r_safe, "inv_r2": lambda: r_safe.pow(-2),
+               "inv_r3": lambda: r_safe.pow(-3), "inv_m1": lambda: 1 / receiver[..., layout.mass],
+               "q1q2": lambda: receiver[..., layout.charge] * sender[..., layout.charge],
+               "m1m2": lambda: receiver[..., layout.mass] * sender[..., layout.mass]}  # only those named are computed
     axes = list(_BASE)[:dim]
     columns = []
     for name in names:
-        if name in cache:
-            columns.append(cache[name])
+        if name in derived:
+            columns.append(derived[name]())
         elif name[0] == "d" and name[1:] in axes:
             columns.append(dx[..., _BASE[name[1:]]])
         else:

@@ -23,18 +23,15 @@ def pairs(dim: int, n: int = 5):
 def test_every_input_is_its_symbolic_form_evaluated_on_the_pair(dim):
     layout = NodeLayout(dim)
     receiver, sender = pairs(dim)
-    names = [name for name in vocabulary(dim) if name != "r"] + ["r"]
+    names = vocabulary(dim)
     values = relative_features(receiver, sender, names, dim, r_min=1e-6)
+    env = {f"{column}{node}": tensor[..., layout.column(column)]
+           for node, tensor in (("1", receiver), ("2", sender)) for column in layout.names()}
+    delta = receiver[..., layout.position] - sender[..., layout.position]
+    env |= {f"d{axis}": delta[..., k] for k, axis in enumerate(layout.axes)}
+    env["r"] = delta.pow(2).sum(-1).sqrt()
     for i, name in enumerate(names):
         form = input_symbol(name)
-        env = {}
-        for node, tensor in (("1", receiver), ("2", sender)):
-            for column in layout.names():
-                env[f"{column}{node}"] = tensor[..., layout.column(column)]
-        delta = receiver[..., layout.position] - sender[..., layout.position]
-        for k, axis in enumerate(layout.axes):
-            env[f"d{axis}"] = delta[..., k]
-        env["r"] = delta.pow(2).sum(-1).sqrt()
         symbols = sorted(form.free_symbols, key=str)
         fn = sympy.lambdify(symbols, form)
         got, want = values[..., i], fn(*(env[str(s)] for s in symbols))
