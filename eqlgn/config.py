@@ -14,7 +14,8 @@
 * ``properties`` (:class:`PropertiesConfig`): how particle properties that the data do not
   give are learned (:mod:`eqlgn.properties`; used only when the data list some);
 * ``rollout`` (:class:`RolloutConfig`): training on positions with the rollout loss
-  (:mod:`eqlgn.rollout`) instead of on accelerations.
+  (:mod:`eqlgn.rollout`) instead of on accelerations;
+* ``loss`` (:class:`LossConfig`): how each particle's acceleration error is weighed (:mod:`eqlgn.objective`).
 
 A section that does not apply cannot be set: ``TrainConfig`` raises a ConfigError naming
 it. The command line and :func:`eqlgn.recipes.recommended_config` speak in **flags**, one flat name per
@@ -38,30 +39,20 @@ from typing import Any, ClassVar
 from .errors import ConfigError, unknown_name
 from .graph import AGGREGATIONS
 from .models import check_variant
-from .rollout import check_window
+from .sections import (
+    LossConfig,
+    PropertiesConfig,
+    RolloutConfig,
+    RuntimeConfig,
+    StartsConfig,
+    require_finite_nonnegative,
+    require_positive,
+    setting,
+)
 
 SCHEDULES = ("constant", "linear", "triangle")
 EDGES = ("mlp", "eql")
-PRECISIONS = ("fp32", "tf32", "bf16")
 KINDS = ("force", "hamiltonian")
-
-
-def setting(default: Any, help: str, flag: str | None = None, **kwargs: Any) -> Any:
-    """A config field with its help text and (when it differs from the field name) its flag."""
-    return field(default=default, metadata={"help": help, "flag": flag}, **kwargs)
-
-
-def _positive(section: object, *names: str) -> None:
-    for name in names:
-        if not getattr(section, name) > 0:
-            raise ConfigError(f"{name} must be positive, got {getattr(section, name)}")
-
-
-def _finite_nonnegative(section: object, *names: str) -> None:
-    for name in names:
-        value = getattr(section, name)
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
 
 
 @dataclass
@@ -73,7 +64,7 @@ class MLPEdgeConfig:
     layers: int = setting(3, "hidden layers of the edge and node MLPs (paper: 3)")
 
     def __post_init__(self) -> None:
-        _positive(self, "hidden", "layers")
+        require_positive(self, "hidden", "layers")
 
 
 @dataclass
@@ -94,8 +85,8 @@ class EQLEdgeConfig:
             self.inputs = list(self.inputs)
             if not self.inputs:
                 raise ConfigError("inputs must name at least one edge input")
-        _positive(self, "layers", "init", "r_min")
-        _finite_nonnegative(self, "identity", "product")
+        require_positive(self, "layers", "init", "r_min")
+        require_finite_nonnegative(self, "identity", "product")
 
 
 @dataclass
@@ -106,7 +97,7 @@ class NodeConfig:
     layers: int = setting(3, "hidden layers of the node MLP (set by layers)", flag="")
 
     def __post_init__(self) -> None:
-        _positive(self, "hidden", "layers")
+        require_positive(self, "hidden", "layers")
 
 
 @dataclass
@@ -136,7 +127,7 @@ class NetworkConfig:
                               "message width is fixed (D for the bottleneck, 1 for the Hamiltonian)")
         if not fixed:
             self.message_dim = 100 if self.message_dim is None else self.message_dim
-            _positive(self, "message_dim")
+            require_positive(self, "message_dim")
 
     @property
     def edge_kind(self) -> str:
@@ -156,7 +147,7 @@ class L1Schedule:
     def __post_init__(self) -> None:
         if self.shape not in SCHEDULES:
             raise unknown_name("L1 schedule", self.shape, SCHEDULES)
-        _finite_nonnegative(self, "start", "end")
+        require_finite_nonnegative(self, "start", "end")
 
     def coefficient(self, t: float) -> float:
         """``constant`` = start; ``linear`` = start -> end; ``triangle`` = start -> end at t = 1/2 -> start."""
@@ -180,7 +171,7 @@ class EQLPhases:
     def __post_init__(self) -> None:
         if not 0 <= self.warmup <= self.prune_at <= 1:
             raise ConfigError(f"need 0 <= warmup ({self.warmup}) <= prune_at ({self.prune_at}) <= 1")
-        _finite_nonnegative(self, "l1", "prune_threshold")
+        require_finite_nonnegative(self, "l1", "prune_threshold")
 
 
 @dataclass
@@ -200,14 +191,14 @@ class ScheduleConfig:
     phases: EQLPhases | None = None
 
     def __post_init__(self) -> None:
-        _positive(self, "batch_size", "max_lr", "final_div")
+        require_positive(self, "batch_size", "max_lr", "final_div")
         if self.steps is None and self.epochs <= 0:
             raise ConfigError(f"epochs must be positive, got {self.epochs}")
         if self.steps is not None and self.steps <= 0:
             raise ConfigError(f"steps must be positive, got {self.steps}")
-        _finite_nonnegative(self, "weight_decay", "augment", "grad_clip")
+        require_finite_nonnegative(self, "weight_decay", "augment", "grad_clip")
         if self.kl is not None:
-            _finite_nonnegative(self, "kl")
+            require_finite_nonnegative(self, "kl")
 
     def total_steps(self, n_graphs: int) -> int:
         """Optimiser steps of the whole run for a training set of ``n_graphs``."""
@@ -215,59 +206,6 @@ class ScheduleConfig:
 
     def steps_per_epoch(self, n_graphs: int) -> int:
         return max(1, math.ceil(n_graphs / self.batch_size))
-
-
-@dataclass
-class RuntimeConfig:
-    """Where and how the arithmetic runs (no effect on what is learned, up to rounding)."""
-
-    device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
-    precision: str = setting("fp32", "fp32, tf32 (CUDA matmuls) or bf16 (autocast); fp32 unless measured to "
-                                     "keep recovery intact")
-    compile: bool = setting(False, "run the GN through torch.compile")
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise unknown_name("precision", self.precision, PRECISIONS)
-
-
-@dataclass
-class StartsConfig:
-    """Several initialisations trained side by side as one batched model; the best continues."""
-
-    count: int = setting(1, "independent starts trained side by side (one batched model); the best by "
-                            "validation MAE continues alone", flag="starts")
-    select_at: float = setting(0.25, "fraction of steps by which one start is left (end of that epoch)")
-    rounds: int = setting(1, "successive-halving rounds up to select_at (each keeps the better half; the "
-                             "last keeps one)", flag="halving_rounds")
-
-    def __post_init__(self) -> None:
-        _positive(self, "count", "rounds")
-        if not 0 < self.select_at < 1:
-            raise ConfigError(f"select_at must lie in (0, 1), got {self.select_at}")
-
-
-@dataclass
-class PropertiesConfig:
-    """Unmeasured particle properties (masses, charges) learned with the law (:mod:`eqlgn.properties`)."""
-
-    max_lr: float = setting(1e-2, "OneCycleLR peak learning rate of the learned masses/charges (their own "
-                                  "parameter group)", flag="properties_lr")
-
-    def __post_init__(self) -> None:
-        _positive(self, "max_lr")
-
-
-@dataclass
-class RolloutConfig:
-    """Training on positions: the rollout loss over windows of snapshots (:mod:`eqlgn.rollout`)."""
-
-    window: int = setting(0, "snapshots per window of the rollout loss, which fits the observed positions instead "
-                             "of accelerations estimated from them (0: fit accelerations)", flag="rollout")
-
-    def __post_init__(self) -> None:
-        if self.window:
-            check_window(self.window)
 
 
 @dataclass
@@ -281,10 +219,14 @@ class TrainConfig:
     starts: StartsConfig = field(default_factory=StartsConfig)
     properties: PropertiesConfig = field(default_factory=PropertiesConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
         """Fill the sub-sections that apply with their defaults; refuse those that do not."""
         network, schedule = self.network, self.schedule
+        if self.rollout.window and self.loss.weighting != "absolute":
+            raise ConfigError("the rollout loss fits positions: its errors cannot be weighed by the accelerations "
+                              "(leave loss_weighting at absolute)")
         if self.starts.count > 1 and network.kind == "hamiltonian":
             raise ConfigError("several starts (starts > 1) need a force GN; the Hamiltonian GN trains one start")
         if self.starts.count > 1 and schedule.phases is not None and self.starts.select_at >= schedule.phases.prune_at:
@@ -326,8 +268,7 @@ class TrainConfig:
                 schedule[name] = None if schedule.get(name) is None else sub(**schedule[name])
             return cls(NetworkConfig(edge=edge_cls(**edge), node=NodeConfig(**network.pop("node")), **network),
                        ScheduleConfig(**schedule), RuntimeConfig(**data["runtime"]), data["seed"],
-                       StartsConfig(**data.get("starts", {})), PropertiesConfig(**data.get("properties", {})),
-                       RolloutConfig(**data.get("rollout", {})))
+                       **{name: section(**data.get(name, {})) for name, section in _SECTIONS.items()})
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"saved training config is malformed ({type(exc).__name__}: {exc}); "
                               "it was not written by this version of eqlgn") from None
@@ -365,10 +306,11 @@ class TrainConfig:
         schedule.l1 = L1Schedule(**_section_values(L1Schedule, values)) if variant == "l1" else None
         schedule.kl = schedule.kl if variant == "kl" else None
         schedule.phases = EQLPhases(**_section_values(EQLPhases, values)) if edge == "eql" else None
-        starts = _section_values(StartsConfig, given if kind == "hamiltonian" else values)  # recipe: force GNs
+        sections = {name: section(**_section_values(section, given if name == "starts" and kind == "hamiltonian"
+                                                    else values))  # the recipe's starts are for force GNs
+                    for name, section in _SECTIONS.items()}
         config = cls(network, schedule, RuntimeConfig(**_section_values(RuntimeConfig, values)), values.get("seed", 0),
-                     StartsConfig(**starts), PropertiesConfig(**_section_values(PropertiesConfig, values)),
-                     RolloutConfig(**_section_values(RolloutConfig, values)))
+                     **sections)
         stray = sorted(set(given) - _applicable_flags(config))
         if stray:
             raise ConfigError(f"setting(s) {', '.join(stray)} do not apply to an {edge} {kind} GN of variant "
@@ -391,6 +333,11 @@ class TrainConfig:
         return self.schedule.total_steps(n_graphs)
 
 
+_SECTIONS: dict[str, type] = {"starts": StartsConfig, "properties": PropertiesConfig, "rollout": RolloutConfig,
+                              "loss": LossConfig}
+"""The top-level sections after the seed, each read and written the same way."""
+
+
 def _flag_name(f: dataclasses.Field) -> str:
     flag = f.metadata.get("flag")
     return f.name if flag is None else flag
@@ -401,7 +348,7 @@ def _applicable_flags(config: TrainConfig) -> set[str]:
     flags = {"edge", "hidden", "layers"}  # the two size flags reach the edge or node MLP of every config
     schedule = config.schedule
     for section in (config, config.network, config.network.edge, config.network.node, schedule, schedule.l1,
-                    schedule.phases, config.runtime, config.starts, config.properties, config.rollout):
+                    schedule.phases, config.runtime, *(getattr(config, name) for name in _SECTIONS)):
         for f in dataclasses.fields(section) if section is not None else ():
             optional = f.name in ("kl", "message_dim") and getattr(section, f.name) is None
             if "help" in f.metadata and _flag_name(f) and not optional:
@@ -435,7 +382,7 @@ def _collect_flags() -> dict[str, Flag]:
 
     found = {"edge": Flag("edge", str, "edge model: mlp (Cranmer et al.) or eql (Equation Learner)", "mlp")}
     for cls in (MLPEdgeConfig, EQLEdgeConfig, NodeConfig, NetworkConfig, L1Schedule, EQLPhases, ScheduleConfig,
-                RuntimeConfig, TrainConfig, StartsConfig, PropertiesConfig, RolloutConfig):
+                RuntimeConfig, TrainConfig, *_SECTIONS.values()):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             flag = _flag_name(f)

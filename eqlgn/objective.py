@@ -13,6 +13,11 @@ variant's message regulariser (logs report the plain mean absolute error):
   (the same batch-size factor as Cranmer et al.'s code);
 * ``standard`` / ``bottleneck``: nothing.
 
+With ``loss.weighting = "relative"`` each particle's error is multiplied by
+:func:`relative_weights` before the sum: relative to its own acceleration where that is
+above the batch median, as it is below (a close encounter no longer outweighs the rest;
+Lemos et al. 2022 divided each body's squared error by its own squared acceleration).
+
 The message regulariser is off in the EQL's finetune phase; the EQL's weight penalty is on
 in its sparsify phase (:class:`~eqlgn.phases.EQLPhaseSchedule`); a model's own penalty
 (the Hamiltonian GN's, :attr:`GNOutput.penalty`) is always added.
@@ -46,6 +51,15 @@ def message_penalty(out: GNOutput, config: TrainConfig, t: float) -> tuple[torch
     return out.messages.new_zeros(()), 0.0
 
 
+def relative_weights(targets: torch.Tensor) -> torch.Tensor:
+    """``2 s / (|a| + s)`` per graph and particle (shape ``[B, n, 1]``): ``|a|`` the particle's target
+    acceleration, ``s`` the batch's median ``|a|``. 1 at the median, up to 2 below it, ``2 s / |a|``
+    far above it; no gradient (tensors only: it runs under ``vmap``)."""
+    norms = targets.detach().norm(dim=-1, keepdim=True)
+    scale = norms.median().clamp_min(torch.finfo(norms.dtype).tiny)
+    return 2 * scale / (norms + scale)
+
+
 def training_loss(model: GraphNetwork, batch, config: TrainConfig, step: int, phases: EQLPhaseSchedule,
                   forward=None) -> tuple[torch.Tensor, float, float]:
     """The objective at ``step`` (of ``phases.total``) for one batch.
@@ -69,7 +83,8 @@ def objective(model: GraphNetwork, out: GNOutput, targets: torch.Tensor, config:
     ``error_of(predicted, targets)``: the error per graph, particle and component — a batch's ``error``
     (absolute acceleration error; the rollout residual of :mod:`eqlgn.rollout`)."""
     error = error_of(out.accelerations, targets)
-    loss = error.sum(dim=(1, 2)).mean()  # per graph, as Cranmer et al.
+    weighted = error * relative_weights(targets) if config.loss.weighting == "relative" else error
+    loss = weighted.sum(dim=(1, 2)).mean()  # per graph, as Cranmer et al.
     if out.penalty is not None:
         loss = loss + out.penalty
     penalty, coef = message_penalty(out, config, step / phases.total)

@@ -31,6 +31,8 @@ LEVERS: dict[str, dict] = {
     # generic pair products as two more inputs (the same for every law): the message can carry q1·q2 itself,
     # so the node model need not multiply by the receiver's charge sign (docs/method.md, the charge diagnosis)
     "pairs": {"inputs": eqlgn.default_relative_inputs(2) + ["q1q2", "m1m2"]},
+    # each particle's error relative to its own acceleration above the batch median (Lemos et al. 2022)
+    "relative": {"loss_weighting": "relative"},
 }
 
 

@@ -12,7 +12,7 @@ from eqlgn.build import build_model
 from eqlgn.checkpoint import TrainedModel, TrainingState
 from eqlgn.config import L1Schedule, TrainConfig
 from eqlgn.errors import ConfigError, EqlgnError
-from eqlgn.objective import training_loss
+from eqlgn.objective import relative_weights, training_loss
 from eqlgn.phases import EQLPhaseSchedule
 from eqlgn.train import fit
 
@@ -109,11 +109,34 @@ def test_model_save_load_round_trip(small_spring, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"variant": "l2"}, "unknown variant 'l2'"), ({"batch_size": 0}, "batch_size must be positive"),
-     ({"schedule": "cosine"}, "unknown L1 schedule"), ({"aggregation": "mean"}, "unknown aggregation")],
+     ({"schedule": "cosine"}, "unknown L1 schedule"), ({"aggregation": "mean"}, "unknown aggregation"),
+     ({"loss_weighting": "relatve"}, "did you mean 'relative'"),
+     ({"loss_weighting": "relative", "rollout": 5}, "rollout loss fits positions")],
 )
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         TrainConfig.from_flags(**kwargs)
+
+
+def test_relative_weights_are_one_at_the_median_and_relative_far_above_it():
+    norms = torch.tensor([0.5, 1.0, 2.0, 100.0, 0.0])  # median 1.0
+    targets = torch.stack([norms * 0.6, norms * 0.8], dim=-1)[None]  # |a| = norms
+    weights = relative_weights(targets.requires_grad_())[0, :, 0]
+    assert weights.tolist() == pytest.approx([4 / 3, 1.0, 2 / 3, 2 / 101, 2.0])
+    assert not weights.requires_grad
+
+
+def test_relative_weighting_changes_the_loss_and_not_the_reported_error(small_spring):
+    train, val, _ = small_spring.split(seed=0)
+    batch = to_tensors(val, "cpu")
+    absolute, relative = small_config(steps=10), small_config(steps=10, loss_weighting="relative")
+    assert TrainConfig.from_dict(relative.to_dict()).loss.weighting == "relative"
+    model, phases = build_model(absolute, 6, 2), EQLPhaseSchedule(None, 10)
+    with torch.no_grad():
+        loss_a, mae_a, _ = training_loss(model, batch, absolute, 0, phases)
+        loss_r, mae_r, _ = training_loss(model, batch, relative, 0, phases)
+    assert mae_a == mae_r and loss_a.item() != pytest.approx(loss_r.item(), rel=1e-3)
+    assert fit(train, small_config(steps=50, loss_weighting="relative"), progress=False).history
 
 
 def test_analysis_finds_planted_sparse_linear_messages():
