@@ -53,6 +53,7 @@ from .sections import (
 SCHEDULES = ("constant", "linear", "triangle")
 EDGES = ("mlp", "eql")
 KINDS = ("force", "hamiltonian")
+EQL_PENALTIES = ("l1", "l12")
 
 
 @dataclass
@@ -167,8 +168,12 @@ class EQLPhases:
     warmup: float = setting(0.25, "fraction of steps before the EQL weight penalty starts (phase 1)")
     prune_at: float = setting(0.9, "fraction of steps at which small EQL weights are pruned (phase 3 after)")
     prune_threshold: float = setting(1e-2, "EQL weights with |w| below this are zeroed and frozen")
+    penalty: str = setting("l1", "the EQL weight penalty: l1, or l12 (smoothed L1/2, as in DeepSymReg)",
+                           flag="eql_penalty")
 
     def __post_init__(self) -> None:
+        if self.penalty not in EQL_PENALTIES:
+            raise unknown_name("EQL weight penalty", self.penalty, EQL_PENALTIES)
         if not 0 <= self.warmup <= self.prune_at <= 1:
             raise ConfigError(f"need 0 <= warmup ({self.warmup}) <= prune_at ({self.prune_at}) <= 1")
         require_finite_nonnegative(self, "l1", "prune_threshold")

@@ -42,6 +42,17 @@ _ARITY = {"identity": 1, "product": 2, "square": 1, "sin": 1, "division": 2, "co
 DEFAULT_UNITS: dict[str, int] = {"identity": 16, "product": 8}
 
 
+L12_SMOOTHING = 0.01
+"""Below this |w| the L1/2 penalty is a polynomial (finite gradient at zero)."""
+
+
+def smoothed_l12(w: torch.Tensor, a: float = L12_SMOOTHING) -> torch.Tensor:
+    """``|w|^(1/2)``, smoothed below ``a`` to ``(-w^4 / (8 a^3) + 3 w^2 / (4 a) + 3 a / 8)^(1/2)`` (equal value
+    and slope at ``|w| = a``): the smoothed L1/2 regulariser of Wu et al. 2014, used by Kim et al.'s DeepSymReg."""
+    inner = -w.pow(4) / (8 * a ** 3) + 3 * w.pow(2) / (4 * a) + 3 * a / 8
+    return torch.where(w.abs() >= a, w.abs(), inner).sqrt()
+
+
 @dataclass(frozen=True)
 class UnitLayout:
     """Where each unit type reads its pre-activations and writes its outputs."""
@@ -236,6 +247,17 @@ class EQL(nn.Module):
         for linear in self.linears():
             weight, bias = linear.effective()
             total = total + weight.abs().sum() + (bias.abs().sum() if bias is not None else 0.0)
+        return total
+
+    def l12(self, smoothing: float = L12_SMOOTHING) -> torch.Tensor:
+        """Smoothed L1/2 of all effective weights and biases (:func:`smoothed_l12`): a stronger pull to zero
+        than :meth:`l1` on small weights, a weaker one on large weights."""
+        total = self.output.weight.new_zeros(())
+        for linear in self.linears():
+            weight, bias = linear.effective()
+            total = total + smoothed_l12(weight, smoothing).sum()
+            if bias is not None:
+                total = total + smoothed_l12(bias, smoothing).sum()
         return total
 
     def penalty(self, x: torch.Tensor) -> torch.Tensor:

@@ -64,8 +64,8 @@ class EdgeModel(nn.Module):
     def forward(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def penalty(self) -> torch.Tensor:
-        """Regulariser of the edge model's own weights (0 for the MLP; L1 for the EQL)."""
+    def penalty(self, kind: str = "l1") -> torch.Tensor:
+        """Regulariser of the edge model's own weights (0 for the MLP; for the EQL ``kind`` l1 or l12)."""
         return torch.zeros(())
 
 
@@ -131,9 +131,9 @@ class EQLEdge(EdgeModel):
     def forward(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
         return self.eql(self.features(receiver, sender) * self.scales)
 
-    def penalty(self) -> torch.Tensor:
-        """L1 of the EQL weights (the trainer multiplies it by its coefficient)."""
-        return self.eql.l1()
+    def penalty(self, kind: str = "l1") -> torch.Tensor:
+        """L1 (or smoothed L1/2, ``kind="l12"``) of the EQL weights (the trainer multiplies it by its coefficient)."""
+        return self.eql.l12() if kind == "l12" else self.eql.l1()
 
     def expanded_terms(self, component: int) -> list | None:
         """Additive terms (SymPy monomials over ``dx, r, m1, ...``) of one output, expanded

@@ -92,7 +92,7 @@ def objective(model: GraphNetwork, out: GNOutput, targets: torch.Tensor, config:
         loss = loss + penalty
     weight = phases.weight_penalty(step)
     if weight > 0:
-        loss = loss + weight * model.edge_model.penalty()
+        loss = loss + weight * model.edge_model.penalty(config.schedule.phases.penalty)
     return loss, error.mean(), coef
 
 

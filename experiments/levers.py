@@ -33,6 +33,8 @@ LEVERS: dict[str, dict] = {
     "pairs": {"inputs": eqlgn.default_relative_inputs(2) + ["q1q2", "m1m2"]},
     # each particle's error relative to its own acceleration above the batch median (Lemos et al. 2022)
     "relative": {"loss_weighting": "relative"},
+    # the smoothed L1/2 penalty on EQL weights in place of L1, same coefficient (Kim et al.'s DeepSymReg)
+    "l12": {"eql_penalty": "l12"},
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 import sympy
 import torch
 
-from eqlgn.eql import EQL, UNIT_TYPES
+from eqlgn.eql import EQL, UNIT_TYPES, smoothed_l12
 from eqlgn.equations import NUMPY_FUNCTIONS, SYMBOLS
 from eqlgn.errors import ConfigError
 
@@ -76,6 +76,19 @@ def test_pruned_weights_stay_exactly_zero_through_finetuning():
         assert torch.all(weight[mask == 0] == 0)
     assert eql.active_weights() <= sum(int(m.sum()) for m in masks) + sum(
         len(linear.bias) for linear in eql.linears())
+
+
+def test_smoothed_l12_is_the_square_root_of_abs_above_the_smoothing_and_smooth_across_it():
+    a = 0.01
+    w = torch.tensor([-4.0, -a, 0.0, a / 2, a, 0.25], dtype=torch.float64, requires_grad=True)
+    value = smoothed_l12(w, a)
+    assert value[[0, 1, 4, 5]].tolist() == pytest.approx([2.0, a ** 0.5, a ** 0.5, 0.5])
+    assert value[2].item() == pytest.approx((3 * a / 8) ** 0.5) and value[3] < a ** 0.5
+    slope = torch.autograd.grad(value.sum(), w)[0]
+    assert slope[2].item() == 0.0 and slope[0].item() == pytest.approx(-0.25)
+    near = torch.tensor([a * (1 - 1e-7), a * (1 + 1e-7)], dtype=torch.float64, requires_grad=True)
+    left, right = torch.autograd.grad(smoothed_l12(near, a).sum(), near)[0]
+    assert left.item() == pytest.approx(right.item(), rel=1e-4)  # the slope is continuous at |w| = a
 
 
 def test_bad_units_name_the_problem():

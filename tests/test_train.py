@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import eqlgn
-from eqlgn.batching import to_tensors
+from eqlgn.batching import GraphBatch, to_tensors
 from eqlgn.build import build_model
 from eqlgn.checkpoint import TrainedModel, TrainingState
 from eqlgn.config import L1Schedule, TrainConfig
@@ -111,6 +111,7 @@ def test_model_save_load_round_trip(small_spring, tmp_path):
     [({"variant": "l2"}, "unknown variant 'l2'"), ({"batch_size": 0}, "batch_size must be positive"),
      ({"schedule": "cosine"}, "unknown L1 schedule"), ({"aggregation": "mean"}, "unknown aggregation"),
      ({"loss_weighting": "relatve"}, "did you mean 'relative'"),
+     ({"edge": "eql", "eql_penalty": "l2"}, "unknown EQL weight penalty"),
      ({"loss_weighting": "relative", "rollout": 5}, "rollout loss fits positions")],
 )
 def test_bad_train_config(kwargs, match):
@@ -137,6 +138,22 @@ def test_relative_weighting_changes_the_loss_and_not_the_reported_error(small_sp
         loss_r, mae_r, _ = training_loss(model, batch, relative, 0, phases)
     assert mae_a == mae_r and loss_a.item() != pytest.approx(loss_r.item(), rel=1e-3)
     assert fit(train, small_config(steps=50, loss_weighting="relative"), progress=False).history
+
+
+def test_the_eql_weight_penalty_is_l1_or_smoothed_l12_in_the_sparsify_phase(small_spring):
+    flags = dict(edge="eql", variant="bottleneck", hidden=16, layers=2, batch_size=32, device="cpu", steps=20,
+                 eql_l1=0.1, r_min=0.1)
+    l1, l12 = TrainConfig.from_flags(**flags), TrainConfig.from_flags(**flags, eql_penalty="l12")
+    assert TrainConfig.from_dict(l12.to_dict()).schedule.phases.penalty == "l12"
+    every = to_tensors(small_spring, "cpu")
+    model, batch = build_model(l1, 6, 2), GraphBatch(every.nodes[:8], every.accelerations[:8])
+    phases = EQLPhaseSchedule(l1.schedule.phases, 20)
+    assert phases.phase(10) == "sparsify" and phases.phase(0) == "warmup"
+    with torch.no_grad():
+        eql = model.edge_model.eql
+        gap = training_loss(model, batch, l12, 10, phases)[0] - training_loss(model, batch, l1, 10, phases)[0]
+        assert gap.item() == pytest.approx(0.1 * (eql.l12() - eql.l1()).item(), rel=1e-4)
+        assert training_loss(model, batch, l12, 0, phases)[0] == training_loss(model, batch, l1, 0, phases)[0]
 
 
 def test_analysis_finds_planted_sparse_linear_messages():
