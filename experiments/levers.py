@@ -5,7 +5,7 @@
 A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``);
 ``baseline`` is the recipe unchanged. Each job is ``eqlgn.run(law, 2, 4, "eql", seed)`` in
 ``OUT/LEVER/LAW-seedS`` (skipped when its result.json exists); two at a time. Prints one
-row per job: status, GN test MAE, seconds, equations. With ``--reread`` finished runs are
+row per job: status, GN test MAE, seconds, the starts' validation MAEs at the selection, equations. With ``--reread`` finished runs are
 read and judged again from their trained models (after a change of the extractor), not retrained.
 """
 
@@ -50,7 +50,8 @@ def job(law: str, seed: int, lever: str, out: str, reread: bool = False) -> tupl
         config = (eqlgn.RunResult.load(target).config.train if finished
                   else eqlgn.recommended_config("eql", seed=seed, **LEVERS[lever]))
         result = eqlgn.run(law, 2, 4, "eql", seed, out=target, train=config, resume=finished, progress=False)
-    return lever, law, seed, result.status, result.test_loss, result.seconds.total, result.equations
+    scores = result.selection.scores if result.selection is not None else []
+    return lever, law, seed, result.status, result.test_loss, result.seconds.total, result.equations, scores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         futures = [pool.submit(job, law, seed, lever, args.out, args.reread)
                    for lever in args.lever for law in args.laws for seed in args.seeds]
         for future in futures:
-            lever, law, seed, status, loss, seconds, equations = future.result()
-            shown = "; ".join(equations)[:200]
-            print(f"| {lever} | {law} | {seed} | {status} | {loss:.3f} | {seconds:.0f} | {shown} |", flush=True)
+            lever, law, seed, status, loss, seconds, equations, scores = future.result()
+            shown, at_selection = "; ".join(equations)[:200], " ".join(f"{s:.2f}" for s in scores)
+            print(f"| {lever} | {law} | {seed} | {status} | {loss:.3f} | {seconds:.0f} | {at_selection} | {shown} |",
+                  flush=True)
     return 0
 
 
