@@ -70,6 +70,7 @@ _EXPORTS = {
     "true_law": "judging",
     "under_linear_map": "judging",
     "parse_equation": "equations",
+    "evaluate_sum": "equations",
     "run": "pipeline",
     "train_run": "pipeline",
     "analyze_run": "pipeline",

@@ -131,6 +131,12 @@ def evaluate(exprs: Sequence[sympy.Expr], values: Mapping[str, np.ndarray]) -> n
     return np.stack(columns, axis=-1)
 
 
+def evaluate_sum(expression: sympy.Expr | str, values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """One expression's values ``[N]``, evaluated term by term and summed (a dense expansion of thousands of
+    terms compiles in pieces where one lambdified function would not)."""
+    return evaluate(list(sympy.Add.make_args(as_expression(expression))), values).sum(axis=1)
+
+
 def pair_values(receiver: np.ndarray, sender: np.ndarray, dim: int) -> dict[str, np.ndarray]:
     """Vocabulary symbol values of particle pairs from their node features (NumPy or torch).
 

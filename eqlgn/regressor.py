@@ -38,7 +38,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .config import EQLPhases
 from .eql import EQL, to_polynomials
-from .equations import GuardedDivision, evaluate
+from .equations import GuardedDivision, evaluate, evaluate_sum
 from .errors import ConfigError, DatasetError
 from .extraction import expand_component, round_constants, sparse_refit
 from .phases import EQLPhaseSchedule
@@ -230,7 +230,7 @@ class EQLRegressor:
         self._check_fitted()
         X, _ = _check_table(X, None, self.n_features_in_)
         values = dict(zip(self.variable_names_, X.T))
-        out = np.stack([_values(e, values) for e in self.expressions_], axis=1)
+        out = np.stack([evaluate_sum(e, values) for e in self.expressions_], axis=1)
         return out[:, 0] if self._single else out
 
     def score(self, X, y) -> float:
@@ -338,14 +338,8 @@ def _whole_numbers(expression: sympy.Expr) -> sympy.Expr:
     return expression.xreplace(swap) if swap else expression
 
 
-def _values(expression: sympy.Expr, values: dict) -> np.ndarray:
-    """An expression's values, summed term by term (a dense expansion of thousands of terms compiles in pieces)."""
-    terms = sympy.Add.make_args(sympy.sympify(expression))
-    return evaluate(list(terms), values).sum(axis=1)
-
-
 def _relative_error(expression: sympy.Expr, values: dict, target: np.ndarray) -> float:
-    predicted = _values(expression, values)
+    predicted = evaluate_sum(expression, values)
     return float(np.sqrt(np.mean((predicted - target) ** 2)) / max(float(target.std()), 1e-300))
 
 

@@ -181,12 +181,8 @@ def run_operon(formula: Formula, X: np.ndarray, y: np.ndarray, seed: int, second
 def values_of(found: sympy.Expr, formula: Formula, X: np.ndarray) -> np.ndarray:
     """The found formula (a sum: pass it expanded) on rows of X, term by term (an unreadable expansion of thousands
     of terms still evaluates)."""
-    total = np.zeros(len(X))
-    for term in sympy.Add.make_args(found):
-        function = sympy.lambdify(list(formula.symbols.values()), term, "numpy")
-        with np.errstate(all="ignore"):
-            total = total + np.asarray(function(*X.T), dtype=float)
-    return total
+    with np.errstate(all="ignore"):
+        return eqlgn.evaluate_sum(found, dict(zip(formula.symbols, X.T)))
 
 
 def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Path) -> dict:

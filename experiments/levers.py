@@ -5,8 +5,9 @@
 A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``);
 ``baseline`` is the recipe unchanged. Each job is ``eqlgn.run(law, 2, 4, "eql", seed)`` in
 ``OUT/LEVER/LAW-seedS`` (skipped when its result.json exists); two at a time. Prints one
-row per job: status, GN test MAE, seconds, the starts' validation MAEs at the selection, equations. With ``--reread`` finished runs are
-read and judged again from their trained models (after a change of the extractor), not retrained.
+row per job: status, GN test MAE, seconds, the starts' validation MAEs at the selection,
+equations. With ``--reread`` finished runs are read and judged again from their trained
+models (after a change of the extractor), not retrained.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ LEVERS: dict[str, dict] = {
     "relative": {"loss_weighting": "relative"},
     # the smoothed L1/2 penalty on EQL weights in place of L1, same coefficient (Kim et al.'s DeepSymReg)
     "l12": {"eql_penalty": "l12"},
+    # EQL÷'s phases (Sahoo et al. 2018): no penalty for the first quarter, penalty until 95 %, then frozen zeros
+    "eqldiv": {"prune_at": 0.95},
 }
 
 
