@@ -13,10 +13,11 @@ variant's message regulariser (logs report the plain mean absolute error):
   (the same batch-size factor as Cranmer et al.'s code);
 * ``standard`` / ``bottleneck``: nothing.
 
-With ``loss.weighting = "relative"`` each particle's error is multiplied by
-:func:`relative_weights` before the sum: relative to its own acceleration where that is
-above the batch median, as it is below (a close encounter no longer outweighs the rest;
-Lemos et al. 2022 divided each body's squared error by its own squared acceleration).
+With ``loss.weighting = "relative"`` (for the first ``loss.relative_until`` of the steps)
+each particle's error is multiplied by :func:`relative_weights` before the sum: above the
+batch's median acceleration the error counts relative to the particle's own acceleration,
+below it as it is (a close encounter no longer outweighs the rest; Lemos et al. 2022
+divided each body's squared error by its own squared acceleration).
 
 The message regulariser is off in the EQL's finetune phase; the EQL's weight penalty is on
 in its sparsify phase (:class:`~eqlgn.phases.EQLPhaseSchedule`); a model's own penalty
@@ -83,7 +84,7 @@ def objective(model: GraphNetwork, out: GNOutput, targets: torch.Tensor, config:
     ``error_of(predicted, targets)``: the error per graph, particle and component — a batch's ``error``
     (absolute acceleration error; the rollout residual of :mod:`eqlgn.rollout`)."""
     error = error_of(out.accelerations, targets)
-    weighted = error * relative_weights(targets) if config.loss.weighting == "relative" else error
+    weighted = error * relative_weights(targets) if config.loss.relative_at(step / phases.total) else error
     loss = weighted.sum(dim=(1, 2)).mean()  # per graph, as Cranmer et al.
     if out.penalty is not None:
         loss = loss + out.penalty

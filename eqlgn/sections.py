@@ -101,7 +101,14 @@ class LossConfig:
     weighting: str = setting("absolute", "absolute: each particle's error as it is; relative: divided by its own "
                                          "acceleration where that exceeds the batch median (close encounters "
                                          "weigh less, after Lemos et al. 2022)", flag="loss_weighting")
+    relative_until: float = setting(1.0, "fraction of steps that use the relative weighting (absolute after)")
 
     def __post_init__(self) -> None:
         if self.weighting not in WEIGHTINGS:
             raise unknown_name("loss weighting", self.weighting, WEIGHTINGS)
+        if not 0 < self.relative_until <= 1:
+            raise ConfigError(f"relative_until must lie in (0, 1], got {self.relative_until}")
+
+    def relative_at(self, t: float) -> bool:
+        """Whether the relative weighting applies at training fraction ``t``."""
+        return self.weighting == "relative" and t < self.relative_until

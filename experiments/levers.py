@@ -34,6 +34,8 @@ LEVERS: dict[str, dict] = {
     "pairs": {"inputs": eqlgn.default_relative_inputs(2) + ["q1q2", "m1m2"]},
     # each particle's error relative to its own acceleration above the batch median (Lemos et al. 2022)
     "relative": {"loss_weighting": "relative"},
+    # the same for the first quarter only (the GN fits under it; the powers are read under the absolute loss)
+    "relative25": {"loss_weighting": "relative", "relative_until": 0.25},
     # the smoothed L1/2 penalty on EQL weights in place of L1, same coefficient (Kim et al.'s DeepSymReg)
     "l12": {"eql_penalty": "l12"},
     # EQL÷'s phases (Sahoo et al. 2018): no penalty for the first quarter, penalty until 95 %, then frozen zeros

@@ -112,7 +112,8 @@ def test_model_save_load_round_trip(small_spring, tmp_path):
      ({"schedule": "cosine"}, "unknown L1 schedule"), ({"aggregation": "mean"}, "unknown aggregation"),
      ({"loss_weighting": "relatve"}, "did you mean 'relative'"),
      ({"edge": "eql", "eql_penalty": "l2"}, "unknown EQL weight penalty"),
-     ({"loss_weighting": "relative", "rollout": 5}, "rollout loss fits positions")],
+     ({"loss_weighting": "relative", "rollout": 5}, "rollout loss fits positions"),
+     ({"relative_until": 0.0}, "relative_until must lie in")],
 )
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -137,6 +138,10 @@ def test_relative_weighting_changes_the_loss_and_not_the_reported_error(small_sp
         loss_a, mae_a, _ = training_loss(model, batch, absolute, 0, phases)
         loss_r, mae_r, _ = training_loss(model, batch, relative, 0, phases)
     assert mae_a == mae_r and loss_a.item() != pytest.approx(loss_r.item(), rel=1e-3)
+    quarter = small_config(steps=10, loss_weighting="relative", relative_until=0.25)
+    with torch.no_grad():
+        assert training_loss(model, batch, quarter, 2, phases)[0] == loss_r
+        assert training_loss(model, batch, quarter, 3, phases)[0] == loss_a
     assert fit(train, small_config(steps=50, loss_weighting="relative"), progress=False).history
 
 
