@@ -40,6 +40,8 @@ LEVERS: dict[str, dict] = {
     "l12": {"eql_penalty": "l12"},
     # EQL÷'s phases (Sahoo et al. 2018): no penalty for the first quarter, penalty until 95 %, then frozen zeros
     "eqldiv": {"prune_at": 0.95},
+    # a node MLP half as wide: the node model is most of a step's arithmetic (docs/performance.md)
+    "node64": {"node_hidden": 64},
 }
 
 
