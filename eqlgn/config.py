@@ -162,9 +162,9 @@ class L1Schedule:
 
 @dataclass
 class EQLPhases:
-    """The EQL's three phases: warmup, sparsify (L1 on its weights), prune and finetune."""
+    """The EQL's three phases: warmup, sparsify (L1 or L1/2 on its weights), prune and finetune."""
 
-    l1: float = setting(1e-3, "coefficient of the L1 penalty on EQL weights (phase 2 only)", flag="eql_l1")
+    l1: float = setting(1e-3, "coefficient of the penalty on EQL weights (phase 2 only)", flag="eql_l1")
     warmup: float = setting(0.25, "fraction of steps before the EQL weight penalty starts (phase 1)")
     prune_at: float = setting(0.9, "fraction of steps at which small EQL weights are pruned (phase 3 after)")
     prune_threshold: float = setting(1e-2, "EQL weights with |w| below this are zeroed and frozen")
