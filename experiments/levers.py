@@ -42,8 +42,6 @@ LEVERS: dict[str, dict] = {
     "eqldiv": {"prune_at": 0.95},
     # a node MLP half as wide: the node model is most of a step's arithmetic (docs/performance.md)
     "node64": {"node_hidden": 64},
-    # twice the starts, paid for by the narrower node MLP
-    "starts8-node64": {"starts": 8, "node_hidden": 64},
 }
 
 
