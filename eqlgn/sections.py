@@ -108,6 +108,8 @@ class LossConfig:
             raise unknown_name("loss weighting", self.weighting, WEIGHTINGS)
         if not 0 < self.relative_until <= 1:
             raise ConfigError(f"relative_until must lie in (0, 1], got {self.relative_until}")
+        if self.weighting == "absolute" and self.relative_until != 1.0:
+            raise ConfigError("relative_until does not apply: loss_weighting is absolute (set it to relative)")
 
     def relative_at(self, t: float) -> bool:
         """Whether the relative weighting applies at training fraction ``t``."""

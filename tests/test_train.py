@@ -113,7 +113,8 @@ def test_model_save_load_round_trip(small_spring, tmp_path):
      ({"loss_weighting": "relatve"}, "did you mean 'relative'"),
      ({"edge": "eql", "eql_penalty": "l2"}, "unknown EQL weight penalty"),
      ({"loss_weighting": "relative", "rollout": 5}, "rollout loss fits positions"),
-     ({"relative_until": 0.0}, "relative_until must lie in")],
+     ({"relative_until": 0.0}, "relative_until must lie in"),
+     ({"relative_until": 0.5}, "relative_until does not apply")],
 )
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):
