@@ -1,10 +1,12 @@
 """Try a lever on the EQL recipe: the same runs with some recipe flags changed, on design seeds.
 
     python experiments/levers.py --laws charge --seeds 0 1 2 3 --lever products32 --out runs/levers
+    python experiments/levers.py --dim 3 --n 4 --laws r2 --seeds 0 1 --lever node64 --out runs/levers
 
 A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``);
-``baseline`` is the recipe unchanged. Each job is ``eqlgn.run(law, 2, 4, "eql", seed)`` in
-``OUT/LEVER/LAW-seedS`` (skipped when its result.json exists); two at a time. Prints one
+``baseline`` is the recipe unchanged. Each job is ``eqlgn.run(law, dim, n, "eql", seed)`` (2D, 4
+particles unless ``--dim``/``--n`` say otherwise) in ``OUT/LEVER/LAW-seedS`` for 2D-4 and
+``OUT/LEVER/LAW-DIMd-nN-seedS`` otherwise (skipped when its result.json exists); two at a time. Prints one
 row per job: status, GN test MAE, seconds, the starts' validation MAEs at the selection,
 equations. With ``--reread`` finished runs are read and judged again from their trained
 models (after a change of the extractor), not retrained.
@@ -45,18 +47,20 @@ LEVERS: dict[str, dict] = {
 }
 
 
-def job(law: str, seed: int, lever: str, out: str, reread: bool = False) -> tuple:
+def job(law: str, seed: int, lever: str, out: str, cell: tuple[int, int] = (2, 4), reread: bool = False) -> tuple:
     import torch
 
     torch.set_num_threads(1)
-    target = Path(out) / lever / f"{law}-seed{seed}"
+    dim, n = cell
+    name = f"{law}-seed{seed}" if cell == (2, 4) else f"{law}-{dim}d-n{n}-seed{seed}"
+    target = Path(out) / lever / name
     finished = (target / "result.json").is_file()
     if finished and not reread:
         result = eqlgn.RunResult.load(target)
     else:  # a run read again keeps the settings it was trained with (levers older than a recipe change)
         config = (eqlgn.RunResult.load(target).config.train if finished
                   else eqlgn.recommended_config("eql", seed=seed, **LEVERS[lever]))
-        result = eqlgn.run(law, 2, 4, "eql", seed, out=target, train=config, resume=finished, progress=False)
+        result = eqlgn.run(law, dim, n, "eql", seed, out=target, train=config, resume=finished, progress=False)
     scores = result.selection.scores if result.selection is not None else []
     return lever, law, seed, result.status, result.test_loss, result.seconds.total, result.equations, scores
 
@@ -66,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--laws", nargs="+", default=["charge"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--lever", nargs="+", default=["baseline"], choices=sorted(LEVERS))
+    parser.add_argument("--dim", type=int, default=2, choices=[2, 3])
+    parser.add_argument("--n", type=int, default=4, help="particles per simulation")
     parser.add_argument("--out", default="runs/levers")
     parser.add_argument("--reread", action="store_true",
                         help="read and judge finished runs again from their trained models (no retraining)")
     args = parser.parse_args(argv)
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(job, law, seed, lever, args.out, args.reread)
+        futures = [pool.submit(job, law, seed, lever, args.out, (args.dim, args.n), args.reread)
                    for lever in args.lever for law in args.laws for seed in args.seeds]
         for future in futures:
             lever, law, seed, status, loss, seconds, equations, scores = future.result()
