@@ -26,7 +26,7 @@ adds ``sum(max(θ - b, 0))`` so training pushes denominators above the threshold
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,24 +241,22 @@ class EQL(nn.Module):
             x = layer(x)
         return self.output(x)
 
-    def l1(self) -> torch.Tensor:
-        """Sum of |w| over all effective weights and biases (the sparsity penalty)."""
+    def _weights_sum(self, size: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``sum size(w)`` over all effective weights and biases."""
         total = self.output.weight.new_zeros(())
         for linear in self.linears():
             weight, bias = linear.effective()
-            total = total + weight.abs().sum() + (bias.abs().sum() if bias is not None else 0.0)
+            total = total + size(weight).sum() + (size(bias).sum() if bias is not None else 0.0)
         return total
+
+    def l1(self) -> torch.Tensor:
+        """Sum of |w| over all effective weights and biases (the sparsity penalty)."""
+        return self._weights_sum(torch.abs)
 
     def l12(self, smoothing: float = L12_SMOOTHING) -> torch.Tensor:
         """Smoothed L1/2 of all effective weights and biases (:func:`smoothed_l12`): a stronger pull to zero
         than :meth:`l1` on small weights, a weaker one on large weights."""
-        total = self.output.weight.new_zeros(())
-        for linear in self.linears():
-            weight, bias = linear.effective()
-            total = total + smoothed_l12(weight, smoothing).sum()
-            if bias is not None:
-                total = total + smoothed_l12(bias, smoothing).sum()
-        return total
+        return self._weights_sum(lambda w: smoothed_l12(w, smoothing))
 
     def penalty(self, x: torch.Tensor) -> torch.Tensor:
         """EQL÷ penalty ``sum max(θ - b, 0)`` over division denominators for inputs ``x``."""

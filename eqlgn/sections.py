@@ -20,6 +20,7 @@ from .rollout import check_window
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
+
 def setting(default: Any, help: str, flag: str | None = None, **kwargs: Any) -> Any:
     """A config field with its help text and (when it differs from the field name) its flag."""
     return field(default=default, metadata={"help": help, "flag": flag}, **kwargs)
