@@ -31,7 +31,7 @@ inner GN, so that extraction, the judge and everything after read ordinary data;
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -178,6 +178,31 @@ def agreement(learned: np.ndarray, truth: np.ndarray, name: str, groups: np.ndar
             truth[here] *= 1.0 if learned[here] @ truth[here] >= 0 else -1.0
     scale = float(learned @ truth / (truth @ truth))
     return float(1 - np.sum((learned - scale * truth) ** 2) / np.sum((learned - learned.mean()) ** 2))
+
+
+@dataclass(frozen=True)
+class MassErrors:
+    """Learned masses against the true ones after the one global factor the laws leave free.
+
+    ``log_r2`` is :func:`agreement` (one large error moves it a lot); the other two are per particle,
+    after the median log ratio (the robust common factor): the median ``|log(m_learned / m_true)|``
+    and the fraction of particles within 10 %.
+    """
+
+    log_r2: float
+    median_log_error: float
+    within_10_percent: float
+    particles: int
+
+    @classmethod
+    def of(cls, learned: np.ndarray, truth: np.ndarray) -> MassErrors:
+        learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+        if learned.shape != truth.shape or learned.size == 0 or (learned <= 0).any() or (truth <= 0).any():
+            raise ValueError("masses to compare must be positive and of one shape: clip or drop the others first")
+        error = np.log(learned) - np.log(truth)
+        error = np.abs(error - np.median(error))
+        return cls(agreement(learned, truth, "m"), float(np.median(error)),
+                   float(np.mean(error <= np.log(1.1))), int(learned.size))
 
 
 def inertial_masses(data: ParticleDataset) -> np.ndarray:

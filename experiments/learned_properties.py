@@ -7,7 +7,9 @@ trajectory files with the true ``m`` (and ``q``) columns, read in the same order
 ``data_source.paths``), so that simulations are numbered alike. Prints, per learned property,
 the agreement (``eqlgn.properties.agreement``: log-R² after one global factor for masses, R²
 after a factor and a sign for charges — a sign per simulation for per-particle charges) over the
-particles or species that training saw, and how many it did not see.
+particles or species that training saw, and how many it did not see; for masses also the median
+``|log(m_learned / m_true)|`` and the fraction within 10 % (``eqlgn.properties.MassErrors``), which
+one badly fixed simulation does not decide as it can decide a log-R².
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 import eqlgn
-from eqlgn.properties import agreement
+from eqlgn.properties import MassErrors, agreement
 
 
-def compare(run: Path, truth_paths: list[Path]) -> dict[str, tuple[float, int, int]]:
-    """``{property: (agreement, particles compared, particles never trained)}``."""
+def compare(run: Path, truth_paths: list[Path]) -> dict[str, tuple[float, int, int, MassErrors | None]]:
+    """``{property: (agreement, particles compared, particles never trained, the mass errors or None)}``."""
     truth = eqlgn.load_trajectories(truth_paths)
     by_place = {}
     for snapshot in np.unique(truth.sim_ids, return_index=True)[1]:
@@ -41,7 +43,8 @@ def compare(run: Path, truth_paths: list[Path]) -> dict[str, tuple[float, int, i
         learned = np.array([float(r[name]) for r in seen])
         true = np.array([by_place[int(r["sim"]), int(r["particle"])][column] for r in seen])
         groups = np.array([int(r["sim"]) for r in seen]) if name == "q" and identity == "particle" else None
-        out[name] = (agreement(learned, true, name, groups), len(seen), len(rows) - len(seen))
+        errors = MassErrors.of(learned, true) if name == "m" else None
+        out[name] = (agreement(learned, true, name, groups), len(seen), len(rows) - len(seen), errors)
     return out
 
 
@@ -50,10 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path)
     parser.add_argument("truth", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    for name, (value, count, untrained) in compare(args.run, args.truth).items():
+    for name, (value, count, untrained, errors) in compare(args.run, args.truth).items():
         what = "log-R² after one global factor" if name == "m" else "R² after a factor and a sign"
         print(f"{args.run} {name}: {what} {value:.4f} over {count} identities (particles or species; "
               f"{untrained} never trained)")
+        if errors is not None:
+            print(f"  after the median factor: median abs log error {errors.median_log_error:.3g}, "
+                  f"{errors.within_10_percent:.1%} within 10 %")
     return 0
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import eqlgn
-from eqlgn.properties import agreement
+from eqlgn.properties import MassErrors, agreement
 
 
 def solve_masses(positions: np.ndarray, accelerations: np.ndarray, robust: int = 0) -> np.ndarray:
@@ -94,12 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                         ("exact", "least squares, Newton's law given, the exact accelerations")):
         masses = np.concatenate(found[name])
         positive = np.repeat([(m > 0).all() for m in found[name]], data.n_particles)
-        masses = np.maximum(masses, 1e-12)
-        error = np.log(masses) - np.log(truth)
-        error = np.abs(error - np.median(error))  # after one global factor
-        print(f"| {label} | {agreement(masses, truth, 'm'):.4f} | "
-              f"{agreement(masses[positive], truth[positive], 'm'):.4f} | {np.median(error):.2g} | "
-              f"{int((error > np.log(1.1)).sum())} |")
+        errors = MassErrors.of(np.maximum(masses, 1e-12), truth)
+        print(f"| {label} | {errors.log_r2:.4f} | {agreement(masses[positive], truth[positive], 'm'):.4f} | "
+              f"{errors.median_log_error:.2g} | {round((1 - errors.within_10_percent) * errors.particles)} |")
     print(f"simulations with a non-positive mass (least absolute deviations): {negative}")
     if args.learned:
         rows = [r for r in csv.DictReader(open(args.learned / "properties.csv")) if int(r["snapshots"]) > 0]
@@ -109,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         learned = np.array([float(r["m"]) for r in rows])
         target = np.array([true[int(r["sim"]), int(r["particle"])] for r in rows])
         posed = np.array([int(r["sim"]) in well_posed for r in rows])
-        print(f"learned ({args.learned}): log-R² {agreement(learned, target, 'm'):.4f} over {len(rows)} particles; "
+        errors = MassErrors.of(learned, target)
+        print(f"learned ({args.learned}): log-R² {errors.log_r2:.4f} over {len(rows)} particles; "
               f"{agreement(learned[posed], target[posed], 'm'):.4f} over the {int(posed.sum())} of well-posed "
-              "simulations")
+              f"simulations; median abs log error {errors.median_log_error:.2g}, "
+              f"{errors.within_10_percent:.0%} of particles within 10 %")
     return 0
 
 

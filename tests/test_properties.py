@@ -11,7 +11,7 @@ import torch
 import eqlgn
 from eqlgn.cli import main
 from eqlgn.models import GN, NodeMLP
-from eqlgn.properties import LearnedProperties, WithProperties, agreement, bake, inertial_masses
+from eqlgn.properties import LearnedProperties, MassErrors, WithProperties, agreement, bake, inertial_masses
 from eqlgn.sources import DataSource, split_in_time
 from eqlgn.symbolic_edge import SymbolicEdge
 from eqlgn.trajectories import save_trajectories
@@ -40,6 +40,19 @@ def test_agreement_forgives_what_the_law_leaves_free():
     flipped = np.array([1.0, -1.0, 1.0, -1.0])  # the second simulation's charges all flipped
     assert agreement(flipped, charges, "q") < 0.5
     assert agreement(flipped, charges, "q", groups=np.array([0, 0, 1, 1])) == pytest.approx(1.0)
+
+
+def test_mass_errors_per_particle_are_not_decided_by_one_outlier():
+    truth = np.geomspace(0.5, 4.0, 20)
+    learned = 3 * truth * np.where(np.arange(20) % 2 == 0, 1.05, 1 / 1.05)  # every particle 5 % off, one factor
+    learned[0] = 3 * truth[0] * 100  # and one particle a hundred times off
+    errors = MassErrors.of(learned, truth)
+    assert errors.log_r2 < 0.5  # one particle decides the log-R² ...
+    assert errors.median_log_error == pytest.approx(np.log(1.05), rel=1e-6)  # ... not the per-particle figures
+    assert errors.within_10_percent == pytest.approx(19 / 20) and errors.particles == 20
+    assert MassErrors.of(2 * truth, truth).within_10_percent == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        MassErrors.of(np.array([1.0, -1.0]), np.array([1.0, 1.0]))
 
 
 @pytest.fixture(scope="module")
