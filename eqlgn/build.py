@@ -19,7 +19,7 @@ def edge_model(network: NetworkConfig, node_features: int, dim: int, out_feature
     if isinstance(edge, EQLEdgeConfig):
         units = {"identity": edge.identity, "product": edge.product}
         return EQLEdge(edge.inputs or default_relative_inputs(dim), dim, out_features, edge.layers, units,
-                       edge.init, edge.r_min)
+                       edge.init, edge.r_min, skip=edge.skip)
     return MLPEdge(node_features, out_features, edge.hidden, edge.layers)
 
 

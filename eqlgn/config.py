@@ -79,6 +79,8 @@ class EQLEdgeConfig:
     identity: int = setting(16, "identity units per EQL layer", flag="eql_identity")
     product: int = setting(8, "product units per EQL layer", flag="eql_product")
     init: float = setting(1.0, "EQL initialisation width multiplier", flag="eql_init")
+    skip: bool = setting(False, "skip connections: every EQL layer after the first also reads the inputs",
+                         flag="eql_skip")
     r_min: float = setting(1e-2, "clamp of r inside inverse-power inputs")
 
     def __post_init__(self) -> None:

@@ -206,6 +206,9 @@ class EQL(nn.Module):
             their 8 constant units are replaced by the per-layer bias, which is equivalent).
         init_scale: initialisation width multiplier (see :class:`EQLLayer`).
         division_threshold: θ of division units.
+        skip: skip connections: every layer after the first, and the output layer, also reads the
+            network's inputs (after the previous layer's units), so a deeper network keeps the
+            low-degree paths of a shallower one.
 
     Example:
         >>> eql = EQL(in_features=6, out_features=2, hidden_layers=2)
@@ -214,7 +217,7 @@ class EQL(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, hidden_layers: int = 2,
                  units: Mapping[str, int] | Sequence[Mapping[str, int]] | None = None,
-                 init_scale: float = 1.0, division_threshold: float = 1e-3):
+                 init_scale: float = 1.0, division_threshold: float = 1e-3, skip: bool = False):
         super().__init__()
         if in_features <= 0 or out_features <= 0 or hidden_layers < 0:
             raise ConfigError("EQL needs in_features > 0, out_features > 0 and hidden_layers >= 0")
@@ -222,14 +225,20 @@ class EQL(nn.Module):
         per_layer = [units] * hidden_layers if isinstance(units, Mapping) else list(units)
         if len(per_layer) != hidden_layers:
             raise ConfigError(f"got unit counts for {len(per_layer)} layers, expected {hidden_layers}")
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features, self.out_features, self.skip = in_features, out_features, skip
         layers, width = [], in_features
         for spec in per_layer:
             layer = EQLLayer(width, spec, init_scale, division_threshold)
             layers.append(layer)
-            width = layer.out_features
+            width = layer.out_features + (in_features if skip else 0)
         self.hidden = nn.ModuleList(layers)
         self.output = MaskedLinear(width, out_features, init_scale=1.0)
+
+    def _joined(self, outputs: torch.Tensor | list, inputs: torch.Tensor | list) -> torch.Tensor | list:
+        """What the next layer reads: the units' outputs, then the network's inputs with skip connections."""
+        if not self.skip:
+            return outputs
+        return torch.cat([outputs, inputs], dim=-1) if isinstance(outputs, torch.Tensor) else outputs + inputs
 
     def linears(self) -> list[MaskedLinear]:
         """Every masked linear map, input to output."""
@@ -237,9 +246,10 @@ class EQL(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [..., in_features] -> [..., out_features]``."""
+        h = x
         for layer in self.hidden:
-            x = layer(x)
-        return self.output(x)
+            h = self._joined(layer(h), x)
+        return self.output(h)
 
     def _weights_sum(self, size: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """``sum size(w)`` over all effective weights and biases."""
@@ -260,12 +270,12 @@ class EQL(nn.Module):
 
     def penalty(self, x: torch.Tensor) -> torch.Tensor:
         """EQL÷ penalty ``sum max(θ - b, 0)`` over division denominators for inputs ``x``."""
-        total = x.new_zeros(())
+        total, h = x.new_zeros(()), x
         for layer in self.hidden:
-            denominators = layer.denominators(x)
+            denominators = layer.denominators(h)
             if denominators is not None:
                 total = total + torch.relu(layer.division_threshold - denominators).sum()
-            x = layer(x)
+            h = self._joined(layer(h), x)
         return total
 
     @torch.no_grad()
@@ -292,9 +302,10 @@ class EQL(nn.Module):
         """
         if len(input_symbols) != self.in_features:
             raise ConfigError(f"to_sympy needs {self.in_features} input symbols, got {len(input_symbols)}")
-        values = [sympy.Symbol(s) if isinstance(s, str) else s for s in input_symbols]
+        inputs = [sympy.Symbol(s) if isinstance(s, str) else s for s in input_symbols]
+        values = inputs
         for layer in self.hidden:
-            values = layer.unit_expressions(_linear_sympy(layer.linear, values))
+            values = self._joined(layer.unit_expressions(_linear_sympy(layer.linear, values)), inputs)
         return _linear_sympy(self.output, values)
 
 
@@ -335,7 +346,8 @@ def to_polynomials(eql: EQL) -> list[Polynomial] | None:
     allowed = {"identity", "product", "square", "constant"}
     if any(name not in allowed for layer in eql.hidden for name, _ in layer.layout.counts):
         return None
-    values: list[Polynomial] = [{tuple(int(i == j) for j in range(n)): 1.0} for i in range(n)]
+    inputs: list[Polynomial] = [{tuple(int(i == j) for j in range(n)): 1.0} for i in range(n)]
+    values = inputs
     for layer in eql.hidden:
         z = _poly_linear(layer.linear, values, n)
         values = []
@@ -349,6 +361,7 @@ def to_polynomials(eql: EQL) -> list[Polynomial] | None:
                 values += [_poly_product(a, b) for a, b in zip(part[:count], part[count:])]
             else:  # square
                 values += [_poly_product(a, a) for a in part]
+        values = eql._joined(values, inputs)
     return _poly_linear(eql.output, values, n)
 
 

@@ -103,14 +103,16 @@ class EQLEdge(EdgeModel):
         units: EQL unit counts per hidden layer.
         init_scale: EQL initialisation width multiplier.
         r_min: clamp of ``r`` inside inverse powers.
+        skip: EQL skip connections (see :class:`~eqlgn.eql.EQL`).
     """
 
     def __init__(self, inputs: list[str], dim: int, out_features: int, hidden_layers: int = 2,
-                 units: dict[str, int] | None = None, init_scale: float = 1.0, r_min: float = 1e-2):
+                 units: dict[str, int] | None = None, init_scale: float = 1.0, r_min: float = 1e-2, *,
+                 skip: bool = False):
         super().__init__()
         self.inputs = check_inputs(inputs, dim)
         self.dim, self.r_min, self.out_features = dim, r_min, out_features
-        self.eql = EQL(len(self.inputs), out_features, hidden_layers, units, init_scale)
+        self.eql = EQL(len(self.inputs), out_features, hidden_layers, units, init_scale, skip=skip)
         self.register_buffer("scales", torch.ones(len(self.inputs)))
 
     def features(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:

@@ -24,12 +24,13 @@ def sympy_matches_forward(eql: EQL, x: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("unit", [u for u in UNIT_TYPES if u != "constant"] + ["constant"])
 @pytest.mark.parametrize("layers", [1, 2, 3])
-def test_sympy_equals_forward_before_and_after_pruning(unit, layers):
+@pytest.mark.parametrize("skip", [False, True])
+def test_sympy_equals_forward_before_and_after_pruning(unit, layers, skip):
     torch.manual_seed(layers)
     units = {unit: 3} if unit != "constant" else {"identity": 2, "constant": 2}
     if unit == "division":
         units = {"identity": 2, "division": 2}
-    eql = EQL(4, 3, layers, units, division_threshold=0.05).double()
+    eql = EQL(4, 3, layers, units, division_threshold=0.05, skip=skip).double()
     x = torch.randn(200, 4, dtype=torch.float64)
     assert sympy_matches_forward(eql, x) < 1e-9
     eql.prune(0.3)
@@ -111,6 +112,31 @@ def test_polynomial_expansion_equals_sympy_expand():
         difference = sympy.expand(expr) - rebuilt
         assert all(abs(float(c)) < 1e-9 for c in sympy.Poly(difference, *names).coeffs()) if difference else True
     assert to_polynomials(EQL(2, 1, 1, {"sin": 1})) is None
+
+
+def test_skip_connections_feed_the_inputs_to_every_later_layer():
+    from eqlgn.eql import to_polynomials
+
+    torch.manual_seed(5)
+    eql = EQL(3, 1, 3, {"identity": 2, "product": 2}, skip=True).double()
+    assert [layer.linear.weight.shape[1] for layer in eql.hidden] == [3, 4 + 3, 4 + 3]
+    assert eql.output.weight.shape[1] == 4 + 3
+    with torch.no_grad():  # only the output's skip weight on input b is left: the network is 2.5 b
+        for linear in eql.linears():
+            linear.weight.zero_()
+            linear.bias.zero_()
+        eql.output.weight[0, 4 + 1] = 2.5
+    a, b, c = sympy.symbols("a b c")
+    assert eql.to_sympy([a, b, c]) == [2.5 * b]
+    assert to_polynomials(eql) == [{(0, 1, 0): 2.5}]
+    x = torch.randn(7, 3, dtype=torch.float64)
+    assert torch.equal(eql(x)[:, 0], 2.5 * x[:, 1])
+    eql = EQL(3, 2, 2, {"identity": 2, "product": 2, "square": 1}, skip=True).double()
+    eql.prune(0.2)
+    for poly, expr in zip(to_polynomials(eql), eql.to_sympy([a, b, c])):
+        rebuilt = sum(coef * a**m[0] * b**m[1] * c**m[2] for m, coef in poly.items())
+        difference = sympy.expand(expr - rebuilt)
+        assert all(abs(float(k)) < 1e-9 for k in sympy.Poly(difference, a, b, c).coeffs()), difference
 
 
 def _pair_values(samples: int = 4000, seed: int = 0) -> dict[str, np.ndarray]:
