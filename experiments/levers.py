@@ -44,6 +44,10 @@ LEVERS: dict[str, dict] = {
     "eqldiv": {"prune_at": 0.95},
     # a node MLP half as wide: the node model is most of a step's arithmetic (docs/performance.md)
     "node64": {"node_hidden": 64},
+    # twice the starts, paid for by the narrower node MLP (about the recipe's time per run)
+    "node64starts8": {"node_hidden": 64, "starts": 8},
+    # a third EQL layer, with skip connections so the second layer's degree-3 paths stay open
+    "skip3": {"eql_layers": 3, "eql_skip": True},
 }
 
 
