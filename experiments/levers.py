@@ -3,7 +3,8 @@
     python experiments/levers.py --laws charge --seeds 0 1 2 3 --lever products32 --out runs/levers
     python experiments/levers.py --dim 3 --n 4 --laws r2 --seeds 0 1 --lever node64 --out runs/levers
 
-A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``);
+A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``, a flag that
+depends on the dimension given as a function of it);
 ``baseline`` is the recipe unchanged. Each job is ``eqlgn.run(law, dim, n, "eql", seed)`` (2D, 4
 particles unless ``--dim``/``--n`` say otherwise) in ``OUT/LEVER/LAW-seedS`` for 2D-4 and
 ``OUT/LEVER/LAW-DIMd-nN-seedS`` otherwise (skipped when its result.json exists); two at a time. Prints one
@@ -21,6 +22,12 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import eqlgn
+
+
+def sender_inputs(dim: int) -> list[str]:
+    """The shared input set without the receiver's own properties."""
+    return [name for name in eqlgn.default_relative_inputs(dim) if name not in ("m1", "q1", "inv_m1")]
+
 
 LEVERS: dict[str, dict] = {
     "baseline": {},
@@ -44,11 +51,20 @@ LEVERS: dict[str, dict] = {
     "eqldiv": {"prune_at": 0.95},
     # a node MLP half as wide: the node model is most of a step's arithmetic (docs/performance.md)
     "node64": {"node_hidden": 64},
+    # the same with the sender's and the pair's inputs only (no m1, q1, 1/m1): the node model sees the receiver's
+    # own mass and charge, and a receiver-only term in a message (c·q1, a factor a + b/m1, q1² = 1) is a freedom
+    # the node model can undo, not part of the law (docs/method.md, "Receiver-only inputs")
+    "sender64": {"node_hidden": 64, "inputs": sender_inputs},
     # twice the starts, paid for by the narrower node MLP (about the recipe's time per run)
     "node64starts8": {"node_hidden": 64, "starts": 8},
     # a third EQL layer, with skip connections so the second layer's degree-3 paths stay open
     "skip3": {"eql_layers": 3, "eql_skip": True},
 }
+
+
+def flags_of(lever: str, dim: int) -> dict:
+    """A lever's recipe flags for ``dim`` dimensions (a flag given as a function of the dimension is called)."""
+    return {key: value(dim) if callable(value) else value for key, value in LEVERS[lever].items()}
 
 
 def job(law: str, seed: int, lever: str, out: str, cell: tuple[int, int] = (2, 4), reread: bool = False) -> tuple:
@@ -63,7 +79,7 @@ def job(law: str, seed: int, lever: str, out: str, cell: tuple[int, int] = (2, 4
         result = eqlgn.RunResult.load(target)
     else:  # a run read again keeps the settings it was trained with (levers older than a recipe change)
         config = (eqlgn.RunResult.load(target).config.train if finished
-                  else eqlgn.recommended_config("eql", seed=seed, **LEVERS[lever]))
+                  else eqlgn.recommended_config("eql", seed=seed, **flags_of(lever, dim)))
         result = eqlgn.run(law, dim, n, "eql", seed, out=target, train=config, resume=finished, progress=False)
     scores = result.selection.scores if result.selection is not None else []
     return lever, law, seed, result.status, result.test_loss, result.seconds.total, result.equations, scores
