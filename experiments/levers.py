@@ -40,7 +40,7 @@ LEVERS: dict[str, dict] = {
     "starts8h2": {"starts": 8, "halving_rounds": 2},
     # generic pair products as two more inputs (the same for every law): the message can carry q1·q2 itself,
     # so the node model need not multiply by the receiver's charge sign (docs/method.md, the charge diagnosis)
-    "pairs": {"inputs": eqlgn.default_relative_inputs(2) + ["q1q2", "m1m2"]},
+    "pairs": {"inputs": lambda dim: eqlgn.default_relative_inputs(dim) + ["q1q2", "m1m2"]},
     # each particle's error relative to its own acceleration above the batch median (Lemos et al. 2022)
     "relative": {"loss_weighting": "relative"},
     # the same for the first quarter only (the GN fits under it; the powers are read under the absolute loss)

@@ -200,3 +200,16 @@ def test_mlp_budget_scan_trains_each_setting_once_and_tables_it(tmp_path, capsys
     stamp = (tmp_path / "spring-l10.01-0.1s20b32lr0.003-seed0" / "model.pt").stat().st_mtime_ns
     assert mlp_budget.main(argv) == 0  # finished settings are read, not trained again
     assert (tmp_path / "spring-l10.01-0.1s20b32lr0.003-seed0" / "model.pt").stat().st_mtime_ns == stamp
+
+
+def test_every_lever_is_a_valid_recipe_in_2d_and_3d():
+    import levers
+
+    for name in levers.LEVERS:
+        for dim in (2, 3):
+            config = eqlgn.recommended_config("eql", **levers.flags_of(name, dim))
+            inputs = config.network.edge.inputs
+            if inputs is not None:  # an input set for dim dimensions, every name known to the feature builder
+                assert set(inputs) <= set(eqlgn.features.vocabulary(dim)) and ("dz" in inputs) == (dim == 3), name
+    sender = levers.flags_of("sender64", 2)["inputs"]
+    assert not {"m1", "q1", "inv_m1"} & set(sender) and {"m2", "q2", "dx", "inv_r3"} <= set(sender)
