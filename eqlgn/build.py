@@ -18,7 +18,7 @@ def edge_model(network: NetworkConfig, node_features: int, dim: int, out_feature
     edge = network.edge
     if isinstance(edge, EQLEdgeConfig):
         units = {"identity": edge.identity, "product": edge.product}
-        return EQLEdge(edge.inputs or default_relative_inputs(dim), dim, out_features, edge.layers, units,
+        return EQLEdge(edge.inputs or default_relative_inputs(dim, network.kind), dim, out_features, edge.layers, units,
                        edge.init, edge.r_min, skip=edge.skip)
     return MLPEdge(node_features, out_features, edge.hidden, edge.layers)
 

@@ -29,10 +29,20 @@ _BASE = {"x": 0, "y": 1, "z": 2}
 DERIVED_NAMES = ("r", "inv_r", "inv_r2", "inv_r3", "inv_m1", "q1q2", "m1m2")
 
 
-def default_relative_inputs(dim: int) -> list[str]:
-    """The one input set used for every law (see docs/method.md for why)."""
+RECEIVER_ONLY_INPUTS = ("m1", "q1", "inv_m1")
+"""Inputs that describe the receiver alone. They are not in the default set: the node model sees the
+receiver's own mass and charge, so a receiver-only term in a message (c·q1, a factor a + b/m1) is a
+freedom the node model can undo, not part of the pair's law (docs/method.md, "Receiver-only inputs")."""
+
+
+def default_relative_inputs(dim: int, kind: str = "force") -> list[str]:
+    """The one input set used for every law: the separation, its inverse powers and the sender's m2, q2
+    (docs/method.md says why). A Hamiltonian GN's pair energy (``kind="hamiltonian"``) is symmetric in the
+    pair (``q1·q2/r``), so it also gets the receiver's :data:`RECEIVER_ONLY_INPUTS`."""
     spatial = ["dx", "dy", "dz"][:dim]
-    return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2", "inv_m1"]
+    if kind == "hamiltonian":
+        return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2", "inv_m1"]
+    return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m2", "q2"]
 
 
 _r = SYMBOLS["r"]

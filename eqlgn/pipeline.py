@@ -29,7 +29,7 @@ from .result import RESULT_FILE, RunResult, RunSettings, Timings
 from .rundir import ANALYSIS_FILE, MODEL_FILE, RunDirectory, RunRecord
 from .simulator import SimulationConfig
 from .sources import DEFAULT_CACHE, DataSource
-from .targets import ForceTarget, PotentialTarget, target_for
+from .targets import target_for
 from .train import fit
 
 
@@ -212,7 +212,7 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
     gn_loss = evaluate(model, test, device)
     composed = None
     if plan.settings.compose:
-        composed = _compose(plan, model, (train_set, fit_split, test), analysis.components, found.expressions,
+        composed = _compose(plan, model, (train_set, fit_split, test), analysis.components, found.messages,
                             gn_loss)
     plan.tick("compose")
     symbolic = _symbolic_network(plan, model, found, analysis.components, (train_set, val, test), gn_loss)
@@ -227,6 +227,7 @@ def _execute(plan: _Plan, directory: RunDirectory) -> RunResult:
         seed=plan.seed, target=target_for(plan.config.network.kind).name,
         equations=[str(e) for e in found.expressions],
         equations_weights=None if found.weights is None else [str(e) for e in found.weights],
+        message_offsets=found.offsets,
         significant_components=analysis.components, message_std=analysis.spread[: len(analysis.components) + 1],
         linear_fit_r2=None if plan.law is None else min(analysis.r2), sparsity_ratio=analysis.sparsity_ratio,
         judge=found.verdict,
@@ -279,7 +280,7 @@ def _symbolic_network(plan: _Plan, model, found: _Found, components: list[int], 
     if len(found.expressions) != len(components) or not len(splits[0]):
         return None
     steps = max(1, int(SYMBOLIC_FRACTION * plan.config.total_steps(len(splits[0]))))
-    return symbolic_network(model, found.expressions, components, splits, steps, plan.seed, gn_loss=gn_loss)
+    return symbolic_network(model, found.messages, components, splits, steps, plan.seed, gn_loss=gn_loss)
 
 
 def _finished_result(directory: RunDirectory) -> RunResult | None:
@@ -298,6 +299,14 @@ class _Found:
     method: str
     verdict: dict | None = None
     weights: list | None = None  # the EQL's weights form
+    offsets: list[float] | None = None  # the constant term dropped from each message (targets.message_offset)
+
+    @property
+    def messages(self) -> list:
+        """The expressions with their constant terms: what the network's messages are (formula networks)."""
+        if not self.offsets:
+            return list(self.expressions)
+        return [e + c for e, c in zip(self.expressions, self.offsets)]
 
 
 def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: MessageAnalysis,
@@ -307,14 +316,15 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
     The equations are fitted on ``data`` (the validation split); the target
     (:mod:`eqlgn.targets`) says how they are cleaned and judged.
     """
-    from .extraction import extract
+    from .extraction import extract, round_constants
 
     target, law, dim = target_for(plan.config.network.kind), plan.law, data.dim
     if plan.config.edge == "eql":
         recovered = extract(model, data, refit=target.refit)
         expressions = target.clean(recovered.expressions, 3)
         weights = target.clean(recovered.weights_expressions, 3)
-        found = _Found(expressions, "eql", None, weights)
+        offsets = [round(c, 4) for c in target.offsets(recovered.expressions)]
+        found = _Found(expressions, "eql", None, weights, offsets if any(offsets) else None)
         if law is not None:
             found.verdict = target.verdict(expressions, law, dim)
             as_read = target.verdict(weights, law, dim)
@@ -332,7 +342,8 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
                         budget=settings.sr_budget, seed=plan.seed)
     atomic_write_json(directory.file("sr_fits.json"), [f.to_dict() for f in fits])
     expressions = sr_equations(target, [f.expression for f in fits])
-    found = _Found(expressions, settings.sr)
+    offsets = [round(c, 4) for c in target.offsets([round_constants(f.expression, SR_DIGITS) for f in fits])]
+    found = _Found(expressions, settings.sr, offsets=offsets if any(offsets) else None)
     if law is not None:
         found.verdict = target.verdict(expressions, law, dim)
         found.verdict["unrotated"] = unrotated(expressions, dim)
@@ -342,7 +353,7 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
 SR_DIGITS = 4  # significant digits of the constants of symbolic-regression equations
 
 
-def sr_equations(target: ForceTarget | PotentialTarget, expressions: list) -> list:
+def sr_equations(target, expressions: list) -> list:
     """SR expressions as a run reports and judges them: constants rounded, then the target's cleaning."""
     from .extraction import round_constants
 

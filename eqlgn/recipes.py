@@ -15,9 +15,13 @@ from .errors import unknown_name
 EQL_RECOMMENDED: dict[str, Any] = {
     "edge": "eql", "variant": "bottleneck", "hidden": 128, "layers": 3, "batch_size": 256,
     "steps": 16000, "max_lr": 3e-3, "r_min": 0.1, "grad_clip": 1.0, "eql_l1": 0.1,
-    "prune_threshold": 0.05, "starts": 4,
+    "prune_threshold": 0.05, "starts": 4, "node_hidden": 64,
 }
 """The EQL recipe (flags), the same for every law (docs/method.md says how it was chosen)."""
+
+HAMILTONIAN_EQL: dict[str, Any] = {"node_hidden": 128}
+"""What the EQL recipe changes for a Hamiltonian GN (``model="hamiltonian"``): its kinetic-energy MLP keeps the
+width it was measured with; the 64-wide node MLP was chosen for the force GN's node model (docs/method.md)."""
 
 
 MLP_RECOMMENDED: dict[str, Any] = {
@@ -39,4 +43,6 @@ def recommended_config(edge: str = "eql", **flags: Any) -> TrainConfig:
     if edge not in EDGES:
         raise unknown_name("edge model", edge, EDGES)
     base = EQL_RECOMMENDED if edge == "eql" else MLP_RECOMMENDED
+    if edge == "eql" and flags.get("model") == "hamiltonian":
+        base = base | HAMILTONIAN_EQL
     return TrainConfig.from_flags(defaults=base, **flags)

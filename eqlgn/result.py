@@ -85,6 +85,7 @@ class RunResult:
     config: RunSettings | None  # None in hand-made records without settings
     target: str = "force"
     equations_weights: list[str] | None = None
+    message_offsets: list[float] | None = None  # constant terms dropped from the equations (targets.message_offset)
     significant_components: list[int] = field(default_factory=list)
     message_std: list[float] = field(default_factory=list)
     linear_fit_r2: float | None = None
@@ -119,7 +120,7 @@ class RunResult:
         record["seconds"] = dataclasses.asdict(self.seconds)
         record["config"] = None if self.config is None else self.config.to_dict()
         record["selection"] = None if self.selection is None else dataclasses.asdict(self.selection)
-        for optional in ("reread", "network_judge", "selection"):  # written only when set, as before
+        for optional in ("reread", "network_judge", "selection", "message_offsets"):  # written only when set, as before
             if not record[optional]:
                 del record[optional]
         return record
@@ -175,6 +176,9 @@ class RunResult:
             lines.append(f"learned {names} of {learned['identities']} {kind} with the law "
                          f"(symbols m1, m2, q1, q2 are the learned values): {learned['file']}")
         lines += [f"  message {c} = {e}" for c, e in zip(self.significant_components, self.equations)]
+        if self.message_offsets:
+            lines.append(f"  constant terms left out of these messages: {self.message_offsets} (each receiver sums "
+                         f"n - 1 messages, so the node model's bias takes a constant up; it is not part of the law)")
         verdict = self.judge
         if self.equations_weights and self.equations_weights != self.equations:
             lines.append("  as read from the weights, before the sparse refit:")

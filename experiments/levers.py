@@ -2,10 +2,14 @@
 
     python experiments/levers.py --laws charge --seeds 0 1 2 3 --lever products32 --out runs/levers
     python experiments/levers.py --dim 3 --n 4 --laws r2 --seeds 0 1 --lever node64 --out runs/levers
+    python experiments/levers.py --base first --laws charge --seeds 0 1 --lever init2 --out runs/levers
 
 A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``, a flag that
-depends on the dimension given as a function of it);
-``baseline`` is the recipe unchanged. Each job is ``eqlgn.run(law, dim, n, "eql", seed)`` (2D, 4
+depends on the dimension given as a function of it); ``baseline`` is the base unchanged. The base is
+the recipe (``--base recipe``) or the first recipe (``--base first``: node MLP 3 × 128 and the input set
+with the receiver's m1, q1, 1/m1, as it stood until 2026-12-06), under which the levers of
+results/levers-design were run. A lever's flags are absolute, so a lever that sets both (sender64)
+gives the same configuration on either base. Each job is ``eqlgn.run(law, dim, n, "eql", seed)`` (2D, 4
 particles unless ``--dim``/``--n`` say otherwise) in ``OUT/LEVER/LAW-seedS`` for 2D-4 and
 ``OUT/LEVER/LAW-DIMd-nN-seedS`` otherwise (skipped when its result.json exists); two at a time. Prints one
 row per job: status, GN test MAE, seconds, the starts' validation MAEs at the selection,
@@ -25,8 +29,21 @@ import eqlgn
 
 
 def sender_inputs(dim: int) -> list[str]:
-    """The shared input set without the receiver's own properties."""
-    return [name for name in eqlgn.default_relative_inputs(dim) if name not in ("m1", "q1", "inv_m1")]
+    """The shared input set without the receiver's own properties (the recipe's set since 2026-12-06)."""
+    return [name for name in first_inputs(dim) if name not in eqlgn.features.RECEIVER_ONLY_INPUTS]
+
+
+def first_inputs(dim: int) -> list[str]:
+    """The first recipe's input set: the shared set with the receiver's m1, q1 and 1/m1."""
+    spatial = ["dx", "dy", "dz"][:dim]
+    return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2", "inv_m1"]
+
+
+BASES: dict[str, dict] = {
+    "recipe": {},
+    "first": {"node_hidden": 128, "inputs": first_inputs},
+}
+"""What a lever changes: the recipe, or the first recipe (before 2026-12-06) under which results/levers-design ran."""
 
 
 LEVERS: dict[str, dict] = {
@@ -40,7 +57,7 @@ LEVERS: dict[str, dict] = {
     "starts8h2": {"starts": 8, "halving_rounds": 2},
     # generic pair products as two more inputs (the same for every law): the message can carry q1·q2 itself,
     # so the node model need not multiply by the receiver's charge sign (docs/method.md, the charge diagnosis)
-    "pairs": {"inputs": lambda dim: eqlgn.default_relative_inputs(dim) + ["q1q2", "m1m2"]},
+    "pairs": {"inputs": lambda dim: first_inputs(dim) + ["q1q2", "m1m2"]},
     # each particle's error relative to its own acceleration above the batch median (Lemos et al. 2022)
     "relative": {"loss_weighting": "relative"},
     # the same for the first quarter only (the GN fits under it; the powers are read under the absolute loss)
@@ -62,12 +79,15 @@ LEVERS: dict[str, dict] = {
 }
 
 
-def flags_of(lever: str, dim: int) -> dict:
-    """A lever's recipe flags for ``dim`` dimensions (a flag given as a function of the dimension is called)."""
-    return {key: value(dim) if callable(value) else value for key, value in LEVERS[lever].items()}
+def flags_of(lever: str, dim: int, base: str = "recipe") -> dict:
+    """A lever's recipe flags on ``base`` for ``dim`` dimensions (a flag given as a function of the dimension is
+    called)."""
+    flags = BASES[base] | LEVERS[lever]
+    return {key: value(dim) if callable(value) else value for key, value in flags.items()}
 
 
-def job(law: str, seed: int, lever: str, out: str, cell: tuple[int, int] = (2, 4), reread: bool = False) -> tuple:
+def job(law: str, seed: int, lever: str, out: str, cell: tuple[int, int] = (2, 4), reread: bool = False,
+        base: str = "recipe") -> tuple:
     import torch
 
     torch.set_num_threads(1)
@@ -79,7 +99,7 @@ def job(law: str, seed: int, lever: str, out: str, cell: tuple[int, int] = (2, 4
         result = eqlgn.RunResult.load(target)
     else:  # a run read again keeps the settings it was trained with (levers older than a recipe change)
         config = (eqlgn.RunResult.load(target).config.train if finished
-                  else eqlgn.recommended_config("eql", seed=seed, **flags_of(lever, dim)))
+                  else eqlgn.recommended_config("eql", seed=seed, **flags_of(lever, dim, base)))
         result = eqlgn.run(law, dim, n, "eql", seed, out=target, train=config, resume=finished, progress=False)
     scores = result.selection.scores if result.selection is not None else []
     return lever, law, seed, result.status, result.test_loss, result.seconds.total, result.equations, scores
@@ -92,12 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lever", nargs="+", default=["baseline"], choices=sorted(LEVERS))
     parser.add_argument("--dim", type=int, default=2, choices=[2, 3])
     parser.add_argument("--n", type=int, default=4, help="particles per simulation")
+    parser.add_argument("--base", default="recipe", choices=sorted(BASES),
+                        help="the recipe, or the first recipe under which results/levers-design ran")
     parser.add_argument("--out", default="runs/levers")
     parser.add_argument("--reread", action="store_true",
                         help="read and judge finished runs again from their trained models (no retraining)")
     args = parser.parse_args(argv)
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(job, law, seed, lever, args.out, (args.dim, args.n), args.reread)
+        futures = [pool.submit(job, law, seed, lever, args.out, (args.dim, args.n), args.reread, args.base)
                    for lever in args.lever for law in args.laws for seed in args.seeds]
         for future in futures:
             lever, law, seed, status, loss, seconds, equations, scores = future.result()

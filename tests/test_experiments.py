@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -205,11 +206,16 @@ def test_mlp_budget_scan_trains_each_setting_once_and_tables_it(tmp_path, capsys
 def test_every_lever_is_a_valid_recipe_in_2d_and_3d():
     import levers
 
-    for name in levers.LEVERS:
-        for dim in (2, 3):
-            config = eqlgn.recommended_config("eql", **levers.flags_of(name, dim))
-            inputs = config.network.edge.inputs
-            if inputs is not None:  # an input set for dim dimensions, every name known to the feature builder
-                assert set(inputs) <= set(eqlgn.features.vocabulary(dim)) and ("dz" in inputs) == (dim == 3), name
-    sender = levers.flags_of("sender64", 2)["inputs"]
-    assert not {"m1", "q1", "inv_m1"} & set(sender) and {"m2", "q2", "dx", "inv_r3"} <= set(sender)
+    for name, dim, base in itertools.product(levers.LEVERS, (2, 3), levers.BASES):
+        config = eqlgn.recommended_config("eql", **levers.flags_of(name, dim, base))
+        inputs = config.network.edge.inputs
+        if inputs is not None:  # an input set for dim dimensions, every name known to the feature builder
+            assert set(inputs) <= set(eqlgn.features.vocabulary(dim)) and ("dz" in inputs) == (dim == 3), name
+    # the adopted candidate is the recipe; the first recipe is the recipe with the receiver's inputs, node MLP 128
+    receiver_only = set(eqlgn.features.RECEIVER_ONLY_INPUTS)
+    for dim in (2, 3):
+        default = eqlgn.default_relative_inputs(dim)
+        assert levers.flags_of("sender64", dim)["inputs"] == default and not receiver_only & set(default)
+        assert set(levers.flags_of("baseline", dim, "first")["inputs"]) == set(default) | receiver_only
+    recipe, first = (eqlgn.recommended_config("eql", **levers.flags_of("baseline", 2, base)) for base in levers.BASES)
+    assert (recipe.network.node.hidden, first.network.node.hidden) == (64, 128)

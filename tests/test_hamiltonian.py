@@ -89,6 +89,19 @@ def test_hamiltonian_run_writes_a_potential_result(tmp_path):
         eqlgn.recommended_config("mlp", model="hamiltonian")
 
 
+def test_a_pair_energy_sees_both_particles_and_a_message_the_senders_only():
+    from eqlgn.build import build_model
+
+    hamiltonian = eqlgn.recommended_config("eql", model="hamiltonian")
+    force = eqlgn.recommended_config("eql")
+    assert (hamiltonian.network.node.hidden, force.network.node.hidden) == (128, 64)
+    energy_inputs = build_model(hamiltonian, 6, 2).edge_model.inputs
+    message_inputs = build_model(force, 6, 2).edge_model.inputs
+    receiver_only = set(eqlgn.features.RECEIVER_ONLY_INPUTS)
+    assert receiver_only <= set(energy_inputs) and not receiver_only & set(message_inputs)
+    assert set(energy_inputs) - receiver_only == set(message_inputs)  # q1·q2/r needs q1; F/q1 does not
+
+
 def test_only_the_part_symmetric_under_swapping_the_particles_is_judged():
     from eqlgn.hamiltonian import symmetric_part
 

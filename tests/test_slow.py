@@ -81,13 +81,15 @@ def test_eql_run_recovers_coulombs_law_2d(runs):
     """`eqlgn run --law charge --dim 2 --n 4 --edge eql --seed S`, S = 0, 1, 2 (CLI defaults): 1 of 3 recovers.
 
     Coulomb's law was never recovered before the recipe trained four starts side by side
-    (report seeds 100–109: 0 of 10 with one start). Measured with four starts on the Intel
-    Xeon: seeds 0 and 1 recovered (`q2·dx/r³`, `q2·dy/r³` in both components), seed 2 did
-    not (no start had fitted by the selection; `q2·dy/r³` plus a `q1·q2/r⁴` term); design
-    seeds 0–4: 4 of 5 (all before the size floor on refitted terms, which only drops terms).
-    Two of three is what one CPU gave, so the test asks for one — a test
-    that fails whenever charge does not fit, as it always did — and checks what every
-    recovered run must read: the sender's charge over r³ in every component.
+    (report seeds 100–109: 0 of 10 with one start). Measured with the first recipe of four
+    starts (node MLP 128, the receiver's m1, q1, 1/m1 among the inputs) on the Intel Xeon:
+    seeds 0 and 1 recovered, seed 2 did not. With the recipe since 2026-12-06 (the sender's
+    inputs, node MLP 64) on the AMD EPYC: design seeds 0–4 all recovered (`q2·dx/r³`,
+    `q2·dy/r³` in every component; seed 4 once its message's constant term is left out),
+    report seeds 100–109: 9 of 10; not yet run on an Intel Xeon. Three of three is what one
+    CPU gave, so the test asks for one — a test that fails whenever charge does not fit, as
+    it always did — and checks what every recovered run must read: the sender's charge over
+    r³ in every component.
     """
     for result in passing(runs["charge"], lambda r: r["judge"]["passed"], at_least=1):
         assert result["method"] == "eql" and result["selection"]["kept"] in range(4)
@@ -100,7 +102,8 @@ def test_eql_recovers_spring_from_trajectory_csvs_without_exact_accelerations(ru
     """Users' data, positions only (CSV written here), accelerations by central differences: 2 of 3 seeds recover.
 
     Measured: seeds 0–2 all recovered on the Intel Xeon; on the AMD EPYC seeds 0–2 recovered
-    under the earlier judge (docs/results.md, robustness) with equations not kept.
+    under the earlier judge (docs/results.md, robustness) with equations not kept, and again with
+    the recipe of 2026-12-06 (the sender's inputs, node MLP 64; `−0.099·dx + 0.0984·dx/r`, …).
     """
     for result in runs["trajectories"]:
         assert "crashed" in result or result["data"]["derivatives"] == "central differences"
@@ -113,6 +116,10 @@ def test_hamiltonian_gn_recovers_the_spring_potential_from_eql_weights(runs):
 
     Measured: on the Intel Xeon seeds 0 and 2 recovered (`0.982·r² − 1.95·r`), seed 1 kept a
     `0.0624/r` term and failed; on the AMD EPYC seed 0 recovered (`0.878·r² − 1.95·r + …`).
+    (Run once on the AMD EPYC with the force recipe's sender-only inputs and a 64-wide kinetic
+    MLP, 2026-12-06: seed 2 recovered, 0 and 1 kept small inverse powers of r. A pair energy is
+    symmetric in the pair, so the recipe gives it both particles' inputs and the kinetic MLP
+    width it was measured with — the settings of the measurements above.)
     Two of three is what one CPU gave, with no margin, so the test asks for one of three —
     still a test that fails when the Hamiltonian route is broken — and checks the rest length
     and isotropy of every potential that passed.
