@@ -191,32 +191,69 @@ def expand_component(expr: sympy.Expr, timeout: float = 10.0, terms: list[sympy.
     return _with_timeout(lambda: sympy.expand(expr), timeout, expr)
 
 
-def held_out_scorer(columns: np.ndarray, target: np.ndarray, fit_rows: np.ndarray) -> Callable[[list[int]], float]:
-    """``error(kept)``: relative RMS error on the rows outside ``fit_rows`` of the columns ``kept`` fitted on them.
+class HeldOutScorer:
+    """``scorer(kept)``: relative RMS error on the rows outside ``fit_rows`` of the columns ``kept`` fitted on them.
 
     Works on Gram matrices of standardised columns, built once, so each call costs a
-    K×K solve whatever the number of rows.
+    K×K solve whatever the number of rows. :meth:`without_each` scores every model with one
+    column fewer from one inverse (the screen of :func:`backward_elimination`).
     """
-    scale = np.sqrt(np.mean(columns**2, axis=0))
-    scale[~(scale > 0)] = 1.0
-    z = columns / scale
-    fit, held = fit_rows, ~fit_rows
-    gram, moment = z[fit].T @ z[fit], z[fit].T @ target[fit]
-    gram_held, moment_held = z[held].T @ z[held], z[held].T @ target[held]
-    energy, count, spread = float(target[held] @ target[held]), int(held.sum()), float(target[held].std())
-    ridge = 1e-10 * max(float(np.trace(gram)) / len(gram), 1e-300)
 
-    def error(kept: list[int]) -> float:
+    def __init__(self, columns: np.ndarray, target: np.ndarray, fit_rows: np.ndarray):
+        scale = np.sqrt(np.mean(columns**2, axis=0))
+        scale[~(scale > 0)] = 1.0
+        z = columns / scale
+        fit, held = fit_rows, ~fit_rows
+        self.gram, self.moment = z[fit].T @ z[fit], z[fit].T @ target[fit]
+        self.gram_held, self.moment_held = z[held].T @ z[held], z[held].T @ target[held]
+        self.energy, self.count = float(target[held] @ target[held]), int(held.sum())
+        self.spread = float(target[held].std())
+        self.ridge = 1e-10 * max(float(np.trace(self.gram)) / len(self.gram), 1e-300)
+
+    def _relative(self, residual: np.ndarray | float) -> np.ndarray:
+        return np.sqrt(np.maximum(residual, 0.0) / self.count) / max(self.spread, 1e-300)
+
+    def __call__(self, kept: list[int]) -> float:
         idx = np.ix_(kept, kept)
-        coef = np.linalg.solve(gram[idx] + ridge * np.eye(len(kept)), moment[kept])
-        residual = energy - 2 * coef @ moment_held[kept] + coef @ gram_held[idx] @ coef
-        return float(np.sqrt(max(residual, 0.0) / count) / max(spread, 1e-300))
+        coef = np.linalg.solve(self.gram[idx] + self.ridge * np.eye(len(kept)), self.moment[kept])
+        residual = self.energy - 2 * coef @ self.moment_held[kept] + coef @ self.gram_held[idx] @ coef
+        return float(self._relative(residual))
 
-    return error
+    def without_each(self, kept: list[int]) -> np.ndarray:
+        """The error of ``kept`` less its ``p``-th column, for every ``p``, from one inverse of the Gram matrix.
+
+        With ``H`` the inverse of the (ridged) Gram matrix of ``kept`` and ``a`` its coefficients, the fit without
+        column ``p`` has the coefficients ``a − a_p·H[:, p] / H[p, p]`` (block inversion: the same as solving the
+        smaller system). ``H`` gets one step of iterative refinement: the monomials of an EQL are nearly collinear
+        (Gram conditions of 1e10 and more), where a plain inverse's screen was off by 1e-3 and missed the best
+        removal (tests/test_eql.py). Equal to calling the scorer on each subset up to rounding, at the cost of
+        a few K×K products instead of K solves.
+        """
+        idx = np.ix_(kept, kept)
+        gram = self.gram[idx] + self.ridge * np.eye(len(kept))
+        inverse = np.linalg.inv(gram)
+        inverse = inverse + inverse @ (np.eye(len(kept)) - gram @ inverse)  # one refinement: collinear monomials
+        coef = np.linalg.solve(gram, self.moment[kept])
+        moment_held, gram_held = self.moment_held[kept], self.gram_held[idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            steps = inverse / np.diag(inverse)[None, :]  # column p: how the coefficients move when p leaves
+            full = self.energy - 2 * coef @ moment_held + coef @ gram_held @ coef
+            cross = steps.T @ moment_held - steps.T @ (gram_held @ coef)
+            curvature = np.sum(steps * (gram_held @ steps), axis=0)
+            residual = full + 2 * coef * cross + coef**2 * curvature
+        return np.where(np.isfinite(residual), self._relative(residual), np.inf)
+
+
+def held_out_scorer(columns: np.ndarray, target: np.ndarray, fit_rows: np.ndarray) -> HeldOutScorer:
+    """The scorer of a least-squares path: :class:`HeldOutScorer` (fitted on ``fit_rows``, scored on the others)."""
+    return HeldOutScorer(columns, target, fit_rows)
 
 
 SubsetPath = list[tuple[list[int], float]]
 """A least-squares path: ``[(kept column indices, held-out relative error), ...]``."""
+
+
+SCREENED = 8  # columns whose removal backward elimination scores exactly at each step, after the screen
 
 
 def backward_elimination(error: Callable[[list[int]], float], count: int) -> SubsetPath:
@@ -224,14 +261,24 @@ def backward_elimination(error: Callable[[list[int]], float], count: int) -> Sub
 
     ``error`` scores a set of columns (:func:`held_out_scorer`: fitted on one half of the
     rows, relative RMS error on the other), each call a K×K solve whatever the number of edges.
+    Scoring every removal by a solve costs about K⁵/15 operations over the path (minutes at
+    K ≈ 300, the size of an untrained 2D EQL), so a scorer with
+    ``without_each`` first screens all removals from one inverse, and the :data:`SCREENED`
+    best are scored exactly by ``error``; the column dropped is the exact scores' best, the
+    same as scoring all unless rounding moves the best out of the screened few.
 
     Returns:
         the path from K columns down to 1.
     """
     kept = list(range(count))
     path = [(list(kept), error(kept))]
+    screen = getattr(error, "without_each", None)
     while len(kept) > 1:
-        kept = min(([k for k in kept if k != j] for j in kept), key=error)
+        candidates = [[k for k in kept if k != j] for j in kept]
+        if screen is not None and len(kept) > SCREENED:
+            best = np.sort(np.argsort(screen(kept), kind="stable")[:SCREENED])  # kept in column order (ties)
+            candidates = [candidates[p] for p in best]
+        kept = min(candidates, key=error)
         path.append((kept, error(kept)))
     return path
 
@@ -311,9 +358,9 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
     ``forward`` terms; 0: none) replaces it when it has no more terms and no larger held-out
     error (:func:`dominating`).
 
-    Backward elimination costs about K⁵/15 operations for K terms (a minute or two on one
-    core at K ≈ 330, the largest of the runs in docs/results.md), so a component of more than
-    ``max_terms`` terms — an EQL that training did not make sparse — is not refitted.
+    Backward elimination with its screen costs a few K×K products per step (3 s on one core at
+    K = 294, the monomials of an untrained 2D EQL; scoring every removal, about a minute); a component of
+    more than ``max_terms`` terms — an EQL that training did not make sparse — is not refitted.
 
     Terms of the chosen model whose typical size is below ``share`` of the target's
     (:func:`typical_share`) are dropped and the others refitted, again until none is below;

@@ -254,6 +254,37 @@ def test_backward_elimination_path_shrinks_by_one_and_scores_on_held_out_rows():
     assert path[4][1] > 0.3  # one column cannot carry both
 
 
+def test_every_step_of_the_screened_backward_path_drops_a_best_column():
+    """The screen (one inverse per step, the 8 best scored exactly) drops, at every step, a column whose removal
+    scores within 1e-5 of the best of all K removals scored exactly — on the collinear monomials of an untrained
+    EQL (every product of up to three of r powers, offsets and m2). Where removals tie at the noise floor
+    (errors equal to 1e-7), which one goes is decided by rounding, with or without the screen."""
+    import itertools
+
+    from eqlgn.equations import SYMBOLS, evaluate
+    from eqlgn.extraction import backward_elimination, held_out_scorer
+
+    rng = np.random.default_rng(4)
+    separation, angle = np.exp(rng.uniform(np.log(0.3), np.log(4.0), 3000)), rng.uniform(0, 2 * np.pi, 3000)
+    values = {"r": separation, "dx": separation * np.cos(angle), "dy": separation * np.sin(angle),
+              "m2": np.exp(rng.uniform(-1, 1, 3000))}
+    base = [SYMBOLS[k] for k in ("dx", "dy", "m2")] + [SYMBOLS["r"] ** p for p in (1, -1, -2, -3)]
+    terms = sorted({sympy.Mul(*c) for c in itertools.combinations_with_replacement([sympy.Integer(1)] + base, 3)},
+                   key=sympy.default_sort_key)
+    columns = evaluate(terms, values)
+    weights = rng.standard_normal(len(terms)) * (rng.random(len(terms)) < 0.1)
+    target = columns @ weights + 0.01 * rng.standard_normal(3000)
+    scorer = held_out_scorer(columns, target, rng.random(3000) < 0.5)
+    kept = list(range(0, len(terms), 3))
+    exact = [scorer([k for k in kept if k != j]) for j in kept]
+    np.testing.assert_allclose(scorer.without_each(kept), exact, rtol=1e-4, atol=1e-9)
+    path = backward_elimination(scorer, len(terms))
+    assert len(terms) > 60 and [len(k) for k, _ in path] == list(range(len(terms), 0, -1))
+    for (before, _), (after, chosen) in zip(path[:-1], path[1:]):
+        best = min(scorer([k for k in before if k != j]) for j in before)
+        assert chosen <= best * (1 + 1e-5) + 1e-12 and chosen == scorer(after)
+
+
 def test_sparse_refit_declines_components_with_too_many_terms():
     from eqlgn.equations import SYMBOLS
     from eqlgn.extraction import sparse_refit
