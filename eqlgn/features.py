@@ -35,14 +35,17 @@ receiver's own mass and charge, so a receiver-only term in a message (c·q1, a f
 freedom the node model can undo, not part of the pair's law (docs/method.md, "Receiver-only inputs")."""
 
 
+def both_particles_inputs(dim: int) -> list[str]:
+    """The separation, its inverse powers and both particles' properties (the first recipe's set, until 2026-12-06)."""
+    return ["dx", "dy", "dz"][:dim] + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2", "inv_m1"]
+
+
 def default_relative_inputs(dim: int, kind: str = "force") -> list[str]:
     """The one input set used for every law: the separation, its inverse powers and the sender's m2, q2
     (docs/method.md says why). A Hamiltonian GN's pair energy (``kind="hamiltonian"``) is symmetric in the
     pair (``q1·q2/r``), so it also gets the receiver's :data:`RECEIVER_ONLY_INPUTS`."""
-    spatial = ["dx", "dy", "dz"][:dim]
-    if kind == "hamiltonian":
-        return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2", "inv_m1"]
-    return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m2", "q2"]
+    both = both_particles_inputs(dim)
+    return both if kind == "hamiltonian" else [name for name in both if name not in RECEIVER_ONLY_INPUTS]
 
 
 _r = SYMBOLS["r"]

@@ -323,8 +323,7 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
         recovered = extract(model, data, refit=target.refit)
         expressions = target.clean(recovered.expressions, 3)
         weights = target.clean(recovered.weights_expressions, 3)
-        offsets = [round(c, 4) for c in target.offsets(recovered.expressions)]
-        found = _Found(expressions, "eql", None, weights, offsets if any(offsets) else None)
+        found = _Found(expressions, "eql", None, weights, _offsets(target, recovered.expressions))
         if law is not None:
             found.verdict = target.verdict(expressions, law, dim)
             as_read = target.verdict(weights, law, dim)
@@ -341,9 +340,9 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
     fits = fit_messages(collect_messages(model, data), analysis.components, engine=settings.sr,
                         budget=settings.sr_budget, seed=plan.seed)
     atomic_write_json(directory.file("sr_fits.json"), [f.to_dict() for f in fits])
-    expressions = sr_equations(target, [f.expression for f in fits])
-    offsets = [round(c, 4) for c in target.offsets([round_constants(f.expression, SR_DIGITS) for f in fits])]
-    found = _Found(expressions, settings.sr, offsets=offsets if any(offsets) else None)
+    rounded = [round_constants(f.expression, SR_DIGITS) for f in fits]
+    found = _Found(target.clean(rounded, SR_DIGITS), settings.sr, offsets=_offsets(target, rounded))
+    expressions = found.expressions
     if law is not None:
         found.verdict = target.verdict(expressions, law, dim)
         found.verdict["unrotated"] = unrotated(expressions, dim)
@@ -351,6 +350,12 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
 
 
 SR_DIGITS = 4  # significant digits of the constants of symbolic-regression equations
+
+
+def _offsets(target, expressions: list) -> list[float] | None:
+    """The constant term of each message that the target's cleaning drops (rounded), or None when all are 0."""
+    offsets = [round(c, 4) for c in target.offsets(expressions)]
+    return offsets if any(offsets) else None
 
 
 def sr_equations(target, expressions: list) -> list:

@@ -33,10 +33,7 @@ def sender_inputs(dim: int) -> list[str]:
     return [name for name in first_inputs(dim) if name not in eqlgn.features.RECEIVER_ONLY_INPUTS]
 
 
-def first_inputs(dim: int) -> list[str]:
-    """The first recipe's input set: the shared set with the receiver's m1, q1 and 1/m1."""
-    spatial = ["dx", "dy", "dz"][:dim]
-    return spatial + ["r", "inv_r", "inv_r2", "inv_r3", "m1", "m2", "q1", "q2", "inv_m1"]
+first_inputs = eqlgn.features.both_particles_inputs  # the first recipe's input set, with the receiver's m1, q1, 1/m1
 
 
 BASES: dict[str, dict] = {
