@@ -10,7 +10,7 @@ import torch
 
 from .config import EQLEdgeConfig, NetworkConfig, TrainConfig
 from .features import default_relative_inputs
-from .models import EdgeModel, EQLEdge, GraphNetwork, MLPEdge, build_gn, message_dim_for
+from .models import EdgeModel, EQLEdge, GraphNetwork, MLPEdge, RelativeMLPEdge, build_gn, message_dim_for
 
 
 def edge_model(network: NetworkConfig, node_features: int, dim: int, out_features: int) -> EdgeModel:
@@ -20,6 +20,8 @@ def edge_model(network: NetworkConfig, node_features: int, dim: int, out_feature
         units = {"identity": edge.identity, "product": edge.product}
         return EQLEdge(edge.inputs or default_relative_inputs(dim, network.kind), dim, out_features, edge.layers, units,
                        edge.init, edge.r_min, skip=edge.skip)
+    if edge.inputs == "sender":
+        return RelativeMLPEdge(default_relative_inputs(dim), dim, out_features, edge.hidden, edge.layers)
     return MLPEdge(node_features, out_features, edge.hidden, edge.layers)
 
 

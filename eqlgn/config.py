@@ -52,20 +52,25 @@ from .sections import (
 
 SCHEDULES = ("constant", "linear", "triangle")
 EDGES = ("mlp", "eql")
+MLP_INPUTS = ("raw", "sender")
 KINDS = ("force", "hamiltonian")
 EQL_PENALTIES = ("l1", "l12")
 
 
 @dataclass
 class MLPEdgeConfig:
-    """Cranmer et al.'s edge MLP on the raw features of both particles."""
+    """Cranmer et al.'s edge MLP, on the raw features of both particles or on the sender's relative inputs."""
 
     kind: ClassVar[str] = "mlp"
     hidden: int = setting(300, "hidden width of the edge and node MLPs (paper: 300)")
     layers: int = setting(3, "hidden layers of the edge and node MLPs (paper: 3)")
+    inputs: str = setting("raw", "MLP edge inputs: raw (both particles' node features, Cranmer et al.) or sender "
+                                 "(the separation, its inverse powers and the sender's m2, q2)", flag="mlp_inputs")
 
     def __post_init__(self) -> None:
         require_positive(self, "hidden", "layers")
+        if self.inputs not in MLP_INPUTS:
+            raise unknown_name("MLP edge inputs", self.inputs, MLP_INPUTS)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from torch import nn
 
 from .eql import EQL
 from .errors import unknown_name
-from .features import check_inputs, input_symbol, relative_features
+from .features import RECEIVER_ONLY_INPUTS, check_inputs, input_symbol, relative_features
 from .graph import aggregate, complete_edges
 
 VARIANTS = ("standard", "bottleneck", "l1", "kl")
@@ -88,12 +88,70 @@ class MLPEdge(EdgeModel):
         return self.net(torch.cat([receiver, sender], dim=-1))
 
 
-class EQLEdge(EdgeModel):
+class RelativeEdge(EdgeModel):
+    """An edge model on named ``relative`` inputs (``dx, dy, r, inv_r, m2, ...``, see :mod:`eqlgn.features`).
+
+    The inputs are multiplied by fixed per-input scales (set from training data with
+    :meth:`set_scales`) — scaled, never shifted, so monomials stay monomials. Subclasses map the
+    scaled inputs (:meth:`scaled`) to the message.
+    """
+
+    def __init__(self, inputs: list[str], dim: int, out_features: int, r_min: float = 1e-2):
+        super().__init__()
+        self.inputs = check_inputs(inputs, dim)
+        self.dim, self.r_min, self.out_features = dim, r_min, out_features
+        self.register_buffer("scales", torch.ones(len(self.inputs)))
+
+    def features(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
+        """Unscaled relative inputs ``[..., len(inputs)]``."""
+        return relative_features(receiver, sender, self.inputs, self.dim, self.r_min)
+
+    def scaled(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
+        """The inputs times their scales."""
+        return self.features(receiver, sender) * self.scales
+
+    @torch.no_grad()
+    def set_scales(self, receiver: torch.Tensor, sender: torch.Tensor, quantile: float = 0.99) -> None:
+        """Scale each input by 1 / (its ``quantile`` of |value|) on the given edges.
+
+        A high quantile keeps 99 % of scaled inputs within [-1, 1] even for heavy-tailed
+        inputs such as 1/r³, so products of inputs cannot explode at initialisation.
+        """
+        values = self.features(receiver, sender).abs().flatten(0, -2)
+        typical = torch.quantile(values, quantile, dim=0)
+        self.scales.copy_(1.0 / typical.clamp_min(1e-6))
+
+    @property
+    def sees_receiver(self) -> bool:
+        """Whether any input describes the receiver alone (its mass or charge)."""
+        return bool(set(self.inputs) & set(RECEIVER_ONLY_INPUTS))
+
+
+class RelativeMLPEdge(RelativeEdge):
+    """An edge MLP on scaled ``relative`` inputs (the separation, its inverse powers, the sender's properties)
+    instead of both particles' raw features: translation invariance and the inverse powers are given, not learned.
+
+    Args:
+        inputs: relative input names, in order.
+        dim: spatial dimension.
+        out_features: output width (message dim, or 2 x message dim for ``kl``).
+        hidden, layers: the MLP's size.
+        r_min: clamp of ``r`` inside inverse powers.
+    """
+
+    def __init__(self, inputs: list[str], dim: int, out_features: int, hidden: int = 300, layers: int = 3,
+                 r_min: float = 1e-2):
+        super().__init__(inputs, dim, out_features, r_min)
+        self.net = mlp(len(self.inputs), out_features, hidden, layers)
+
+    def forward(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
+        return self.net(self.scaled(receiver, sender))
+
+
+class EQLEdge(RelativeEdge):
     """Equation-Learner edge model on ``relative`` inputs: the message *is* a formula.
 
-    The inputs (``dx, dy, r, inv_r, ...``, see :mod:`eqlgn.features`) are multiplied by
-    fixed per-input scales (set from training data with :meth:`set_scales`) — scaled,
-    never shifted, so monomials stay monomials — and fed to an :class:`~eqlgn.eql.EQL`.
+    The scaled inputs (:class:`RelativeEdge`) are fed to an :class:`~eqlgn.eql.EQL`.
 
     Args:
         inputs: relative input names, in order.
@@ -109,29 +167,11 @@ class EQLEdge(EdgeModel):
     def __init__(self, inputs: list[str], dim: int, out_features: int, hidden_layers: int = 2,
                  units: dict[str, int] | None = None, init_scale: float = 1.0, r_min: float = 1e-2, *,
                  skip: bool = False):
-        super().__init__()
-        self.inputs = check_inputs(inputs, dim)
-        self.dim, self.r_min, self.out_features = dim, r_min, out_features
+        super().__init__(inputs, dim, out_features, r_min)
         self.eql = EQL(len(self.inputs), out_features, hidden_layers, units, init_scale, skip=skip)
-        self.register_buffer("scales", torch.ones(len(self.inputs)))
-
-    def features(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
-        """Unscaled relative inputs ``[..., len(inputs)]``."""
-        return relative_features(receiver, sender, self.inputs, self.dim, self.r_min)
-
-    @torch.no_grad()
-    def set_scales(self, receiver: torch.Tensor, sender: torch.Tensor, quantile: float = 0.99) -> None:
-        """Scale each input by 1 / (its ``quantile`` of |value|) on the given edges.
-
-        A high quantile keeps 99 % of scaled inputs within [-1, 1] even for heavy-tailed
-        inputs such as 1/r³, so products of inputs cannot explode at initialisation.
-        """
-        values = self.features(receiver, sender).abs().flatten(0, -2)
-        typical = torch.quantile(values, quantile, dim=0)
-        self.scales.copy_(1.0 / typical.clamp_min(1e-6))
 
     def forward(self, receiver: torch.Tensor, sender: torch.Tensor) -> torch.Tensor:
-        return self.eql(self.features(receiver, sender) * self.scales)
+        return self.eql(self.scaled(receiver, sender))
 
     def penalty(self, kind: str = "l1") -> torch.Tensor:
         """L1 (or smoothed L1/2, ``kind="l12"``) of the EQL weights (the trainer multiplies it by its coefficient)."""

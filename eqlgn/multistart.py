@@ -42,7 +42,7 @@ from .build import build_model
 from .checkpoint import DataShape, TrainingState
 from .config import TrainConfig
 from .errors import EqlgnError
-from .models import EQLEdge, GraphNetwork
+from .models import GraphNetwork, RelativeEdge
 from .objective import objective, optimizer_for
 from .phases import EQLPhaseSchedule
 from .properties import WithProperties, parameter_groups
@@ -264,7 +264,7 @@ def _rows_of(state: dict, index: torch.Tensor) -> dict:
 def _copy_input_scales(first: GraphNetwork, others: list[GraphNetwork]) -> None:
     """Give every start the EQL input scales and the starting masses of the first (they depend on the data only)."""
     for other in others:
-        if isinstance(first.edge_model, EQLEdge):
+        if isinstance(first.edge_model, RelativeEdge):
             other.edge_model.scales.copy_(first.edge_model.scales)
         if isinstance(first, WithProperties) and "m" in first.properties.learned:
             other.properties.log_mass.copy_(first.properties.log_mass)

@@ -35,9 +35,11 @@ from .models import GN
 from .sr import SymbolicFit, fit_symbolic
 
 
-def message_inputs(dim: int) -> list[str]:
-    """SR inputs for messages: ``dx, dy[, dz], r, m1, m2, q1, q2`` (division builds ``1/r``)."""
-    return [f"d{a}" for a in "xyz"[:dim]] + ["r", "m1", "m2", "q1", "q2"]
+def message_inputs(dim: int, receiver: bool = True) -> list[str]:
+    """SR inputs for messages: ``dx, dy[, dz], r, m1, m2, q1, q2`` (division builds ``1/r``); without the
+    receiver's ``m1, q1`` when the edge model does not see them (``receiver=False``)."""
+    return [f"d{a}" for a in "xyz"[:dim]] + ["r"] + (["m1"] if receiver else []) + ["m2"] + \
+        (["q1"] if receiver else []) + ["q2"]
 
 
 def node_inputs(components: int) -> list[str]:
@@ -46,9 +48,11 @@ def node_inputs(components: int) -> list[str]:
 
 
 def fit_messages(sample: MessageSample, components: Sequence[int], engine: str = "operon",
-                 budget: int = 100, seed: int = 0, max_seconds: float | None = None) -> list[SymbolicFit]:
-    """One symbolic-regression fit per significant message component (held-out edges)."""
-    names = message_inputs(sample.dim)
+                 budget: int = 100, seed: int = 0, max_seconds: float | None = None,
+                 receiver: bool = True) -> list[SymbolicFit]:
+    """One symbolic-regression fit per significant message component (held-out edges); ``receiver=False``
+    leaves the receiver's ``m1, q1`` out of the inputs (an edge model that does not see them)."""
+    names = message_inputs(sample.dim, receiver)
     values = pair_values(sample.receiver, sample.sender, sample.dim)
     X = np.column_stack([values[n] for n in names])
     return [fit_symbolic(X, sample.messages[:, c], names, engine=engine, budget=budget, seed=seed + k,

@@ -29,7 +29,7 @@ from .config import TrainConfig
 from .data import ParticleDataset
 from .errors import ConfigError, EqlgnError
 from .graph import complete_edges
-from .models import EQLEdge, GraphNetwork
+from .models import GraphNetwork, RelativeEdge
 from .multistart import SideBySide
 from .objective import evaluate, optimizer_for, training_loss
 from .phases import EQLPhaseSchedule
@@ -153,7 +153,7 @@ class _Trainer:
         tensors = windows(self.train, window, self.device) if window else to_tensors(self.train, self.device)
         if not state.history and isinstance(state.model, WithProperties):
             state.model.properties.start_from(self.train)  # masses from momentum conservation
-        if not state.history and isinstance(state.model.edge_model, EQLEdge):
+        if not state.history and isinstance(state.model.edge_model, RelativeEdge):
             sample = tensors.inputs[: 4096]
             if isinstance(state.model, WithProperties):  # scales of the values, not of the identities
                 with torch.no_grad():

@@ -1,8 +1,13 @@
-"""Try a lever on the EQL recipe: the same runs with some recipe flags changed, on design seeds.
+"""Try a lever on a recipe (EQL, or MLP + operon): the same runs with some recipe flags changed, on design seeds.
 
     python experiments/levers.py --laws charge --seeds 0 1 2 3 --lever products32 --out runs/levers
     python experiments/levers.py --dim 3 --n 4 --laws r2 --seeds 0 1 --lever node64 --out runs/levers
     python experiments/levers.py --base first --laws charge --seeds 0 1 --lever init2 --out runs/levers
+    python experiments/levers.py --edge mlp --variant bottleneck --laws spring r1 --seeds 0 1 --lever mlp-sender
+
+With ``--edge mlp`` the base is ``eqlgn.recommended_config("mlp", variant=VARIANT)`` and each job's messages are
+fitted by operon (``eqlgn.run(..., "mlp", sr="operon")``) in ``OUT/mlp-VARIANT/LEVER/...``; the row adds the
+messages' linear-fit R² and sparsity ratio.
 
 A lever is a name in :data:`LEVERS` (flags for ``eqlgn.recommended_config("eql", ...)``, a flag that
 depends on the dimension given as a function of it); ``baseline`` is the base unchanged. The base is
@@ -26,14 +31,15 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import eqlgn
+from eqlgn.features import RECEIVER_ONLY_INPUTS, both_particles_inputs
 
 
 def sender_inputs(dim: int) -> list[str]:
     """The shared input set without the receiver's own properties (the recipe's set since 2026-12-06)."""
-    return [name for name in first_inputs(dim) if name not in eqlgn.features.RECEIVER_ONLY_INPUTS]
+    return [name for name in first_inputs(dim) if name not in RECEIVER_ONLY_INPUTS]
 
 
-first_inputs = eqlgn.features.both_particles_inputs  # the first recipe's input set, with the receiver's m1, q1, 1/m1
+first_inputs = both_particles_inputs  # the first recipe's input set, with the receiver's m1, q1, 1/m1
 
 
 BASES: dict[str, dict] = {
@@ -73,6 +79,12 @@ LEVERS: dict[str, dict] = {
     "node64starts8": {"node_hidden": 64, "starts": 8},
     # a third EQL layer, with skip connections so the second layer's degree-3 paths stay open
     "skip3": {"eql_layers": 3, "eql_skip": True},
+    # MLP levers (--edge mlp): the edge MLP on the sender's relative inputs instead of both particles' raw features
+    "mlp-sender": {"mlp_inputs": "sender"},
+    # the same at the 2024 reproduction's batch size, as many steps as the recipe's time allows
+    "mlp-sender-b64": {"mlp_inputs": "sender", "batch_size": 64, "steps": 16000},
+    # the same with the reproduction's L1 schedule 0.01 -> 0.1 (l1 variant only)
+    "mlp-sender-l1low": {"mlp_inputs": "sender", "l1": 0.01, "l1_end": 0.1},
 }
 
 
@@ -84,21 +96,27 @@ def flags_of(lever: str, dim: int, base: str = "recipe") -> dict:
 
 
 def job(law: str, seed: int, lever: str, out: str, cell: tuple[int, int] = (2, 4), reread: bool = False,
-        base: str = "recipe") -> tuple:
+        base: str = "recipe", variant: str | None = None) -> tuple:
+    """One run (``variant`` given: the MLP recipe of that variant + operon); its row's values."""
     import torch
 
     torch.set_num_threads(1)
     dim, n = cell
+    edge = "eql" if variant is None else "mlp"
     name = f"{law}-seed{seed}" if cell == (2, 4) else f"{law}-{dim}d-n{n}-seed{seed}"
-    target = Path(out) / lever / name
+    target = Path(out) / ("" if variant is None else f"mlp-{variant}") / lever / name
     finished = (target / "result.json").is_file()
     if finished and not reread:
         result = eqlgn.RunResult.load(target)
     else:  # a run read again keeps the settings it was trained with (levers older than a recipe change)
+        flags = flags_of(lever, dim, base) | ({} if variant is None else {"variant": variant})
         config = (eqlgn.RunResult.load(target).config.train if finished
-                  else eqlgn.recommended_config("eql", seed=seed, **flags_of(lever, dim, base)))
-        result = eqlgn.run(law, dim, n, "eql", seed, out=target, train=config, resume=finished, progress=False)
+                  else eqlgn.recommended_config(edge, seed=seed, **flags))
+        result = eqlgn.run(law, dim, n, edge, seed, out=target, train=config, resume=finished, progress=False,
+                           sr=None if variant is None else "operon")
     scores = result.selection.scores if result.selection is not None else []
+    if variant is not None:  # the messages' linear fit and sparsity in place of the starts' scores
+        scores = [v for v in (result.linear_fit_r2, result.sparsity_ratio) if v is not None]
     return lever, law, seed, result.status, result.test_loss, result.seconds.total, result.equations, scores
 
 
@@ -111,12 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=4, help="particles per simulation")
     parser.add_argument("--base", default="recipe", choices=sorted(BASES),
                         help="the recipe, or the first recipe under which results/levers-design ran")
+    parser.add_argument("--edge", default="eql", choices=["eql", "mlp"])
+    parser.add_argument("--variant", default="l1", help="the MLP GN's variant (--edge mlp)")
     parser.add_argument("--out", default="runs/levers")
     parser.add_argument("--reread", action="store_true",
                         help="read and judge finished runs again from their trained models (no retraining)")
     args = parser.parse_args(argv)
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(job, law, seed, lever, args.out, (args.dim, args.n), args.reread, args.base)
+        variant = args.variant if args.edge == "mlp" else None
+        futures = [pool.submit(job, law, seed, lever, args.out, (args.dim, args.n), args.reread, args.base, variant)
                    for lever in args.lever for law in args.laws for seed in args.seeds]
         for future in futures:
             lever, law, seed, status, loss, seconds, equations, scores = future.result()

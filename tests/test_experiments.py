@@ -206,7 +206,16 @@ def test_mlp_budget_scan_trains_each_setting_once_and_tables_it(tmp_path, capsys
 def test_every_lever_is_a_valid_recipe_in_2d_and_3d():
     import levers
 
+    # the script starts on its own (it once imported a submodule only other tests had loaded)
+    subprocess.run([sys.executable, str(ROOT / "experiments" / "levers.py"), "--help"], check=True, env=ENV,
+                   capture_output=True, timeout=120)
     for name, dim, base in itertools.product(levers.LEVERS, (2, 3), levers.BASES):
+        if name.startswith("mlp-"):  # MLP levers run on the MLP recipe (--edge mlp), every variant they apply to
+            config = eqlgn.recommended_config("mlp", **levers.LEVERS[name])
+            assert config.network.edge.inputs == "sender", name
+            if "l1" not in levers.LEVERS[name]:
+                eqlgn.recommended_config("mlp", variant="bottleneck", **levers.LEVERS[name])
+            continue
         config = eqlgn.recommended_config("eql", **levers.flags_of(name, dim, base))
         inputs = config.network.edge.inputs
         if inputs is not None:  # an input set for dim dimensions, every name known to the feature builder

@@ -112,3 +112,37 @@ def test_kl_closed_form_and_sampling():
     c = gn(nodes)
     torch.testing.assert_close(c.messages, c.mean)  # mean at evaluation
     assert c.messages.shape == (2, 6, 8)
+
+
+def test_an_mlp_on_the_senders_inputs_cannot_see_the_receivers_mass_or_charge_nor_where_the_pair_is():
+    from eqlgn import recommended_config
+    from eqlgn.build import build_model
+    from eqlgn.config import TrainConfig
+    from eqlgn.errors import ConfigError
+    from eqlgn.layout import NodeLayout
+    from eqlgn.models import MLPEdge, RelativeMLPEdge
+    from eqlgn.symbolic import message_inputs
+
+    layout = NodeLayout(2)
+    config = recommended_config("mlp", mlp_inputs="sender", seed=3)
+    edge = build_model(config, layout.width, 2).edge_model
+    assert isinstance(edge, RelativeMLPEdge) and not edge.sees_receiver
+    assert isinstance(build_model(recommended_config("mlp"), layout.width, 2).edge_model, MLPEdge)
+    assert TrainConfig.from_dict(config.to_dict()).network.edge.inputs == "sender"
+    torch.manual_seed(0)
+    receiver, sender = torch.randn(64, layout.width), torch.randn(64, layout.width)
+    receiver[:, layout.mass] = sender[:, layout.mass] = 1.5
+    edge.set_scales(receiver, sender)
+    assert not torch.allclose(edge.scales, torch.ones_like(edge.scales))
+    before = edge(receiver, sender)
+    moved = receiver.clone(), sender.clone()
+    for node in moved:
+        node[:, layout.position] += torch.tensor([3.0, -2.0])
+    moved[0][:, layout.mass] *= 4.0
+    moved[0][:, layout.charge] *= -1.0
+    assert torch.allclose(edge(*moved), before, atol=1e-5)
+    moved[1][:, layout.mass] *= 4.0  # the sender's mass is an input
+    assert not torch.allclose(edge(*moved), before, atol=1e-3)
+    assert message_inputs(2, receiver=False) == ["dx", "dy", "r", "m2", "q2"]
+    with pytest.raises(ConfigError, match="MLP edge inputs"):
+        recommended_config("mlp", mlp_inputs="both")
