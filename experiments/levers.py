@@ -85,6 +85,9 @@ LEVERS: dict[str, dict] = {
     "mlp-sender-b64": {"mlp_inputs": "sender", "batch_size": 64, "steps": 16000},
     # the same with the reproduction's L1 schedule 0.01 -> 0.1 (l1 variant only)
     "mlp-sender-l1low": {"mlp_inputs": "sender", "l1": 0.01, "l1_end": 0.1},
+    # L1 from 0: the messages fit before the penalty grows (at 0.05 from the first step it zeroes every random
+    # initial message before the network has found the force; l1 variant only)
+    "mlp-sender-warm": {"mlp_inputs": "sender", "l1": 0.0, "l1_end": 0.5},
 }
 
 

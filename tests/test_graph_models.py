@@ -127,7 +127,7 @@ def test_an_mlp_on_the_senders_inputs_cannot_see_the_receivers_mass_or_charge_no
     config = recommended_config("mlp", mlp_inputs="sender", seed=3)
     edge = build_model(config, layout.width, 2).edge_model
     assert isinstance(edge, RelativeMLPEdge) and not edge.sees_receiver
-    assert isinstance(build_model(recommended_config("mlp"), layout.width, 2).edge_model, MLPEdge)
+    assert isinstance(build_model(recommended_config("mlp", mlp_inputs="raw"), layout.width, 2).edge_model, MLPEdge)
     assert TrainConfig.from_dict(config.to_dict()).network.edge.inputs == "sender"
     torch.manual_seed(0)
     receiver, sender = torch.randn(64, layout.width), torch.randn(64, layout.width)
