@@ -38,8 +38,8 @@ def recommended_config(edge: str = "eql", **flags: Any) -> TrainConfig:
     """The one shared configuration per edge model (the same for every law), with ``flags`` changed.
 
     ``eql`` gives :data:`EQL_RECOMMENDED`, ``mlp`` gives :data:`MLP_RECOMMENDED` (the L1 GN
-    with a linear schedule at a CPU budget, or with ``variant`` the bottleneck GN; Cranmer et al.'s paper settings are the
-    defaults of :meth:`TrainConfig.from_flags`). Recipe settings that stop applying (the
+    with a linear schedule at a CPU budget, or with ``variant`` the bottleneck GN; Cranmer et al.'s paper
+    settings are the defaults of :meth:`TrainConfig.from_flags`). Recipe settings that stop applying (the
     L1 schedule after ``variant="bottleneck"``) are dropped; a flag that does not apply is an error.
     """
     if edge not in EDGES:
