@@ -37,13 +37,25 @@ def rejudged(root: Path = RESULTS) -> tuple[int, list[tuple[str, eqlgn.RunResult
         if result.edge_model != "eql" or result.target != "force" or result.law is None or result.judge is None:
             continue
         read += 1
-        expressions = [as_expression(e) for e in result.equations]
-        if not any(force.offsets(expressions)):
+        cleaned = without_constants(result)
+        if cleaned is None:
             continue
-        cleaned = force.clean(expressions, 3)
         status = force.verdict(cleaned, result.law, result.dim)["status"]
         rows.append((str(path.parent.relative_to(root)), result, status, [str(e) for e in cleaned]))
     return read, rows
+
+
+def without_constants(result: eqlgn.RunResult) -> list | None:
+    """A recorded force run's equations without their constant terms; None when they have none."""
+    force = target_for("force")
+    expressions = [as_expression(e) for e in result.equations]
+    return force.clean(expressions, 3) if any(force.offsets(expressions)) else None
+
+
+def status_now(result: eqlgn.RunResult) -> str:
+    """A recorded EQL force run's verdict as a run would now report it (its constant terms left out)."""
+    cleaned = without_constants(result)
+    return result.status if cleaned is None else target_for("force").verdict(cleaned, result.law, result.dim)["status"]
 
 
 def section(read: int, rows: list) -> str:
