@@ -228,3 +228,14 @@ def test_every_lever_is_a_valid_recipe_in_2d_and_3d():
         assert set(levers.flags_of("baseline", dim, "first")["inputs"]) == set(default) | receiver_only
     recipe, first = (eqlgn.recommended_config("eql", **levers.flags_of("baseline", 2, base)) for base in levers.BASES)
     assert (recipe.network.node.hidden, first.network.node.hidden) == (64, 128)
+
+
+def test_the_routes_report_reads_the_recorded_runs_as_a_run_now_reports_them():
+    import routes_report
+
+    found = routes_report.collect([str(ROOT / "results" / "levers-report" / "sender64")], {100, 101, 102, 103, 104})
+    assert {law for law, _ in found} == {"spring", "r1", "r2", "charge"} and {r for _, r in found} == {"eql"}
+    text = routes_report.table(found, [100, 101, 102, 103, 104, 105])
+    # charge 102 was recorded failed for the constant beside the law; without it the judge passes it
+    assert found["charge", "eql"][102].status == "failed"
+    assert "| charge | eql | 5/6 (1 missing) | 100, 101, 102, 103, 104 |" in text
