@@ -68,6 +68,11 @@ class EdgeModel(nn.Module):
         """Regulariser of the edge model's own weights (0 for the MLP; for the EQL ``kind`` l1 or l12)."""
         return torch.zeros(())
 
+    @property
+    def sees_receiver(self) -> bool:
+        """Whether the messages can depend on the receiver's own mass and charge (raw features: they can)."""
+        return True
+
 
 class MLPEdge(EdgeModel):
     """Cranmer's edge MLP on raw features: ``phi_e([x1, x2])``.

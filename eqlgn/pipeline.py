@@ -21,7 +21,6 @@ from .data import ParticleDataset
 from .equations import complexity, unrotated
 from .errors import ConfigError, EqlgnError, unknown_name
 from .laws import get_law
-from .models import RelativeEdge
 from .multistart import Selection
 from .objective import evaluate
 from .properties import bake
@@ -339,7 +338,7 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
     from .symbolic import fit_messages
 
     fits = fit_messages(collect_messages(model, data), analysis.components, engine=settings.sr,
-                        budget=settings.sr_budget, seed=plan.seed, receiver=_sees_receiver(model.edge_model))
+                        budget=settings.sr_budget, seed=plan.seed, receiver=model.edge_model.sees_receiver)
     atomic_write_json(directory.file("sr_fits.json"), [f.to_dict() for f in fits])
     rounded = [round_constants(f.expression, SR_DIGITS) for f in fits]
     found = _Found(target.clean(rounded, SR_DIGITS), settings.sr, offsets=_offsets(target, rounded))
@@ -348,11 +347,6 @@ def _read_equations(plan: _Plan, model, data: ParticleDataset, analysis: Message
         found.verdict = target.verdict(expressions, law, dim)
         found.verdict["unrotated"] = unrotated(expressions, dim)
     return found
-
-
-def _sees_receiver(edge) -> bool:
-    """Whether an edge model's messages can depend on the receiver's own mass and charge."""
-    return edge.sees_receiver if isinstance(edge, RelativeEdge) else True
 
 
 SR_DIGITS = 4  # significant digits of the constants of symbolic-regression equations

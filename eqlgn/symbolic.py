@@ -29,6 +29,7 @@ from .batching import sample_batches
 from .data import ParticleDataset
 from .equations import SUMMED_SYMBOL_NAMES, evaluate, pair_values, to_vocabulary, torch_function
 from .errors import ConfigError
+from .features import RECEIVER_ONLY_INPUTS
 from .graph import aggregate, complete_edges
 from .layout import NodeLayout
 from .models import GN
@@ -38,8 +39,8 @@ from .sr import SymbolicFit, fit_symbolic
 def message_inputs(dim: int, receiver: bool = True) -> list[str]:
     """SR inputs for messages: ``dx, dy[, dz], r, m1, m2, q1, q2`` (division builds ``1/r``); without the
     receiver's ``m1, q1`` when the edge model does not see them (``receiver=False``)."""
-    return [f"d{a}" for a in "xyz"[:dim]] + ["r"] + (["m1"] if receiver else []) + ["m2"] + \
-        (["q1"] if receiver else []) + ["q2"]
+    names = [f"d{a}" for a in "xyz"[:dim]] + ["r", "m1", "m2", "q1", "q2"]
+    return names if receiver else [name for name in names if name not in RECEIVER_ONLY_INPUTS]
 
 
 def node_inputs(components: int) -> list[str]:
