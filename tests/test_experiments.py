@@ -34,6 +34,9 @@ def test_routes_parse_and_refuse_unknown_names():
     config = route.config(seed=3, steps=50)
     assert (config.variant, config.schedule.l1.shape, config.seed, config.schedule.steps) == ("l1", "triangle", 3, 50)
     assert route.name == "mlp-l1-triangle+operon" and eqlgn.Route.of(config, "operon") == route
+    assert (config.schedule.l1.start, config.schedule.l1.end) == (0.0, 0.5)  # the recipe's 0 -> 0.5 -> 0
+    constant = Route.parse("mlp-l1-constant+operon").config(seed=3).schedule.l1
+    assert (constant.shape, constant.coefficient(0.0), constant.coefficient(1.0)) == ("constant", 0.01, 0.01)
     for bad in ("mlp-l2", "gnn", "mlp-kl-linear", "mlp-l1-cosine"):
         with pytest.raises(eqlgn.ConfigError, match="route"):
             Route.parse(bad)
