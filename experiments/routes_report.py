@@ -9,7 +9,9 @@ it: its messages' constant terms left out, ``rejudge_offsets.status_now``) and w
 seeds recovered, the GN's test MAE, the messages' linear-fit R² and sparsity (MLP routes), time per run and the
 complexity of the recovered equations (medians), between ``<!-- routes-report:begin -->`` and
 ``<!-- routes-report:end -->`` in DOCS/results.md. A seed asked for and not found is listed as missing (a
-crash counts as a failure).
+crash counts as a failure). ``--composed DIRS`` adds the runs made with ``--compose`` (the node model fitted by
+operon too, composed with the edge equations, scored on the test split; ``eqlgn.pipeline`` fits the two on separate
+splits): the GN's test MAE beside the composed symbolic model's, as fitted and after its constants are refitted.
 """
 
 from __future__ import annotations
@@ -63,17 +65,37 @@ def table(found: dict, seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def composed_table(found: dict, seeds: list[int]) -> str:
+    lines = ["", f"The composed symbolic model (edge equations + operon's node equations), seeds "
+             f"{', '.join(map(str, seeds))}:", "",
+             "| law | route | runs composed | recovered in these runs | GN test MAE (median) | composed model test MAE "
+             "(median) | after constant refit (median) |", "|---|---|---|---|---|---|---|"]
+    for (law, route), runs in sorted(found.items()):
+        done = [r for s, r in runs.items() if s in seeds and r.composed]
+        if not done:
+            continue
+        passed = sum((status_now(r) if r.edge_model == "eql" else r.status) == "passed" for r in done)
+        lines.append(f"| {law} | {route} | {len(done)}/{len(seeds)} | {passed}/{len(done)} | "
+                     f"{statistics.median(r.composed['gn_test_loss'] for r in done):.3f} | "
+                     f"{statistics.median(r.composed['test_loss'] for r in done):.3g} | "
+                     f"{statistics.median(r.composed['test_loss_refit'] for r in done):.3g} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--runs", nargs="+", required=True)
     parser.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])
+    parser.add_argument("--composed", nargs="+", default=[], help="folders of runs made with --compose")
     parser.add_argument("--docs", default=None, help="write the table into DOCS/results.md between its markers")
     args = parser.parse_args()
     found = collect(args.runs, set(args.seeds))
     if not found:
         parser.error(f"no 2D, 4-particle force run on seeds {args.seeds} under {args.runs}")
     text = table(found, args.seeds)
+    if args.composed:
+        text += composed_table(collect(args.composed, set(args.seeds)), args.seeds)
     if args.docs:
         write_section(Path(args.docs) / "results.md", text, BEGIN, END)
     print(text)

@@ -45,7 +45,7 @@ import eqlgn
 
 BEGIN, END = "<!-- sweep-tables:begin -->", "<!-- sweep-tables:end -->"
 DESIGN_SEEDS = frozenset(range(5))  # chose the shared configuration and the sparse refit
-SMALL_FILES = ("result.json", "failure.json")
+SMALL_FILES = ("result.json", "failure.json", "sr_fits.json", "messages.json")
 
 
 @dataclass

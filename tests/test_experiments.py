@@ -127,6 +127,22 @@ def test_tables_are_generated_into_results_md(tmp_path):
     for job in load_jobs([str(tmp_path / "runs")]):
         if job.record:
             assert job.record.judge["ood_r2"] == pytest.approx(before[job.directory]["ood_r2"], abs=1e-9)
+    # the variant tables: R² on the pruned and the unpruned test split, from the run's own model
+    import variant_tables
+
+    mlp = next((tmp_path / "runs").glob("*mlp-l1-linear*"))
+    figures = variant_tables.measure(mlp)
+    assert json.loads((mlp / "messages.json").read_text()) == json.loads(json.dumps(figures))
+    assert figures["plain"]["snapshots"] >= figures["pruned"]["snapshots"] > 0
+    assert all(-1 <= v <= 1 for k in ("plain", "pruned") for v in figures[k]["r2"])
+    found = variant_tables.collect([str(tmp_path / "runs")], {0, 1}, system=(2, 3))
+    summary = variant_tables.summary_table(found, [0, 1], ["spring"]).splitlines()
+    assert len(summary) == 2 + len(variant_tables.VARIANTS)
+    assert re.match(r"\| spring \| l1-linear \| [01]/2 \(1 missing\) \| [0-9.]+ \| -?[0-9.]+ \| -?[0-9.]+ \|",
+                    summary[2 + variant_tables.VARIANTS.index("mlp-l1-linear")]), summary
+    assert "| spring | kl | 0/2 (2 missing) |" in "\n".join(summary)
+    every = variant_tables.runs_table(found, [0, 1], ["spring"])
+    assert "| spring | l1-linear | 1 | missing (counts as failed) |" in every
     doc = tmp_path / "results.md"
     doc.write_text("# Results\n\nhand-written text\n")
     write_section(doc, "generated A\n")
