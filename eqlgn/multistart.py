@@ -267,4 +267,5 @@ def _copy_input_scales(first: GraphNetwork, others: list[GraphNetwork]) -> None:
         if isinstance(first.edge_model, RelativeEdge):
             other.edge_model.scales.copy_(first.edge_model.scales)
         if isinstance(first, WithProperties) and "m" in first.properties.learned:
-            other.properties.log_mass.copy_(first.properties.log_mass)
+            for name in ("log_mass", "log_ratio", "group"):
+                getattr(other.properties, name).copy_(getattr(first.properties, name))

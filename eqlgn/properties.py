@@ -21,7 +21,9 @@ needs: in an isolated system the pair forces cancel (Newton's third law), so at 
 ``Σ_i m_i a_i = 0`` — whatever the law. The masses of one simulation are therefore, up to one
 factor, the null vector of its particles' accelerations (:func:`inertial_masses`), and of a
 species column the same over all simulations; training starts from them and has only that
-factor per simulation left to find. Charges start at small random values (all zeros would be a
+factor per simulation left to find. With ``[properties] masses = "ratios"`` (``--masses ratios``)
+training keeps those ratios and learns only the factor, one per simulation (:func:`momentum_groups`);
+with ``"free"`` every value is learned on its own from there. Charges start at small random values (all zeros would be a
 saddle of ``q1·q2``).
 
 After training, :func:`bake` fills the learned values into the datasets and hands back the
@@ -57,21 +59,40 @@ class LearnedProperties(nn.Module):
     def __init__(self, dim: int, learned: tuple[str, ...], identities: int, seed: int = 0):
         super().__init__()
         self.layout, self.learned, self.identities = NodeLayout(dim), tuple(learned), identities
-        if "m" in learned:
+        if "m" in learned:  # m = exp(log_ratio + log_mass[group]); "free": ratios 1, each identity its own group
             self.log_mass = nn.Parameter(torch.zeros(identities))
+            self.register_buffer("log_ratio", torch.zeros(identities))
+            self.register_buffer("group", torch.arange(identities))
         if "q" in learned:
             generator = torch.Generator().manual_seed(seed)
             self.charge = nn.Parameter(CHARGE_INIT * torch.randn(identities, generator=generator))
 
     @torch.no_grad()
-    def start_from(self, data: ParticleDataset) -> None:
-        """Start the masses at what momentum conservation says (:func:`inertial_masses`); charges stay."""
-        if "m" in self.learned:
-            self.log_mass.copy_(torch.as_tensor(np.log(inertial_masses(data)), dtype=self.log_mass.dtype))
+    def start_from(self, data: ParticleDataset, masses: str = "free") -> None:
+        """Start the masses at what momentum conservation says (:func:`inertial_masses`); charges stay.
+
+        ``masses="ratios"`` keeps those values' ratios within each group momentum conservation solved (a simulation,
+        or every species together) and learns one factor per group (:func:`momentum_groups`); ``"free"`` learns
+        each value on its own."""
+        if "m" not in self.learned:
+            return
+        log_start = torch.as_tensor(np.log(inertial_masses(data)), dtype=self.log_mass.dtype)
+        if masses == "free":
+            self.log_mass.copy_(log_start)
+            return
+        self.log_ratio.copy_(log_start)
+        self.group.copy_(torch.as_tensor(momentum_groups(data)))
+        self.log_mass.zero_()
 
     def values(self, name: str) -> torch.Tensor:
         """The learned ``m`` (positive) or ``q`` of every identity."""
-        return torch.exp(self.log_mass) if name == "m" else self.charge
+        return torch.exp(self.log_ratio + self.log_mass[self.group]) if name == "m" else self.charge
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # files written before the mass groups
+        if "m" in self.learned:
+            for name in ("log_ratio", "group"):
+                state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
         """``nodes [..., n, F]`` with identities in the learned columns -> the same with values."""
@@ -214,23 +235,42 @@ def inertial_masses(data: ParticleDataset) -> np.ndarray:
     Species: the same with one column per species over all simulations. A simulation whose
     vector is not all positive (too noisy, or not an isolated system) keeps masses 1.
     """
+    masses = np.ones(data.meta.identities)
+    for present, vector in _momentum_solutions(data):
+        if vector is not None:
+            masses[present] = vector
+    return masses
+
+
+def momentum_groups(data: ParticleDataset) -> np.ndarray:
+    """The group of each identity whose masses momentum conservation fixes up to one common factor: the smallest
+    identity of its simulation (of all species, with species); an identity it did not solve is its own group."""
+    group = np.arange(data.meta.identities)
+    for present, vector in _momentum_solutions(data):
+        if vector is not None:
+            group[present] = present.min()
+    return group
+
+
+def _momentum_solutions(data: ParticleDataset) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """``(identities, masses of geometric mean 1 or None)`` per simulation (one for all, with species)."""
     ids = data.identities_of("m").astype(np.int64)
     accelerations = data.accelerations.astype(np.float64)
     scale = 1.0 / np.maximum(np.linalg.norm(accelerations, axis=-1).max(axis=1), 1e-300)
     weighted = accelerations * scale[:, None, None]  # [S, n, D]
-    masses = np.ones(data.meta.identities)
     groups = [np.flatnonzero(data.sim_ids == s) for s in np.unique(data.sim_ids)]
     if data.meta.identity == "species":
         groups = [np.arange(len(data))]
+    solutions = []
     for rows in groups:
         present = np.unique(ids[rows])
         columns = np.zeros((len(rows), data.dim, len(present)))  # Σ of a_i over the particles of each identity
         for k, identity in enumerate(present):
             columns[..., k] = (weighted[rows] * (ids[rows] == identity)[..., None]).sum(axis=1)
-        if len(present) < 2:
-            continue
-        vector = np.linalg.svd(columns.reshape(-1, len(present)), full_matrices=False)[2][-1]
-        vector = vector * np.sign(vector.sum())
-        if (vector > 0).all():
-            masses[present] = vector / np.exp(np.log(vector).mean())
-    return masses
+        vector = None
+        if len(present) >= 2:
+            vector = np.linalg.svd(columns.reshape(-1, len(present)), full_matrices=False)[2][-1]
+            vector = vector * np.sign(vector.sum())
+            vector = vector / np.exp(np.log(vector).mean()) if (vector > 0).all() else None
+        solutions.append((present, vector))
+    return solutions

@@ -19,6 +19,7 @@ from .errors import ConfigError, unknown_name
 from .rollout import check_window
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+MASS_MODES = ("free", "ratios")
 
 
 def setting(default: Any, help: str, flag: str | None = None, **kwargs: Any) -> Any:
@@ -75,9 +76,14 @@ class PropertiesConfig:
 
     max_lr: float = setting(1e-2, "OneCycleLR peak learning rate of the learned masses/charges (their own "
                                   "parameter group)", flag="properties_lr")
+    masses: str = setting("free", "free: each learned mass starts where momentum conservation puts it and is "
+                                  "learned on its own; ratios: momentum conservation's mass ratios within each "
+                                  "simulation are kept and one factor per simulation is learned")
 
     def __post_init__(self) -> None:
         require_positive(self, "max_lr")
+        if self.masses not in MASS_MODES:
+            raise unknown_name("masses", self.masses, MASS_MODES)
 
 
 @dataclass
