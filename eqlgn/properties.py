@@ -21,10 +21,11 @@ needs: in an isolated system the pair forces cancel (Newton's third law), so at 
 ``Σ_i m_i a_i = 0`` — whatever the law. The masses of one simulation are therefore, up to one
 factor, the null vector of its particles' accelerations (:func:`inertial_masses`), and of a
 species column the same over all simulations; training starts from them and has only that
-factor per simulation left to find. With ``[properties] masses = "ratios"`` (``--masses ratios``)
-training keeps those ratios and learns only the factor, one per simulation (:func:`momentum_groups`);
-with ``"free"`` every value is learned on its own from there. Charges start at small random values (all zeros would be a
-saddle of ``q1·q2``).
+factor per simulation left to find. By default (``[properties] masses = "ratios"``) training keeps
+those ratios and learns only the factor, one per simulation (:func:`momentum_groups`); with
+``"free"`` (``--masses free``) every value is learned on its own from there, which lets the
+per-particle values drift apart (REBOUND gravity: docs/results.md, "Real tracking data").
+Charges start at small random values (all zeros would be a saddle of ``q1·q2``).
 
 After training, :func:`bake` fills the learned values into the datasets and hands back the
 inner GN, so that extraction, the judge and everything after read ordinary data;
@@ -68,7 +69,7 @@ class LearnedProperties(nn.Module):
             self.charge = nn.Parameter(CHARGE_INIT * torch.randn(identities, generator=generator))
 
     @torch.no_grad()
-    def start_from(self, data: ParticleDataset, masses: str = "free") -> None:
+    def start_from(self, data: ParticleDataset, masses: str = "ratios") -> None:
         """Start the masses at what momentum conservation says (:func:`inertial_masses`); charges stay.
 
         ``masses="ratios"`` keeps those values' ratios within each group momentum conservation solved (a simulation,

@@ -76,9 +76,9 @@ class PropertiesConfig:
 
     max_lr: float = setting(1e-2, "OneCycleLR peak learning rate of the learned masses/charges (their own "
                                   "parameter group)", flag="properties_lr")
-    masses: str = setting("free", "free: each learned mass starts where momentum conservation puts it and is "
-                                  "learned on its own; ratios: momentum conservation's mass ratios within each "
-                                  "simulation are kept and one factor per simulation is learned")
+    masses: str = setting("ratios", "ratios: momentum conservation's mass ratios within each simulation are kept "
+                                    "and one factor per simulation is learned; free: each learned mass starts where "
+                                    "momentum conservation puts it and is learned on its own")
 
     def __post_init__(self) -> None:
         require_positive(self, "max_lr")

@@ -86,7 +86,8 @@ def test_momentum_conservation_gives_the_masses_within_each_simulation_whatever_
 
 
 def test_masses_are_learned_with_a_known_law_up_to_one_factor(withheld):
-    """The edge model fixed to Newton's law (constant trainable): only the masses and the node model learn.
+    """The edge model fixed to Newton's law (constant trainable): only the masses and the node model learn, each
+    mass on its own (``masses="free"``; the default keeps each simulation's ratios: the next test).
 
     On IQR-pruned data, as a run prunes them (unpruned, close encounters of the softened simulator pull
     the masses off). The masses start from momentum conservation, right within each simulation but
@@ -103,7 +104,7 @@ def test_masses_are_learned_with_a_known_law_up_to_one_factor(withheld):
                      NodeMLP(6, 2, 2, 32, 2), "bottleneck")
         model = WithProperties(network, LearnedProperties(2, ("m",), read.meta.identities, seed))
         config = eqlgn.recommended_config("mlp", variant="bottleneck", steps=1500, seed=seed, hidden=32, layers=2,
-                                          device="cpu")
+                                          device="cpu", masses="free")
         trained = eqlgn.fit(train, config, val=val, model=model, progress=False).model
         _, (filled,) = bake(trained, read)
         r2 = agreement(filled.masses.ravel(), truth.ravel(), "m")
