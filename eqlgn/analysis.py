@@ -20,7 +20,7 @@ from .data import ParticleDataset
 from .fitting import linear_fit
 from .laws import get_law
 from .layout import NodeLayout
-from .models import GN, kl_to_standard_normal
+from .models import GN, kl_parts, kl_to_standard_normal
 
 
 @dataclass
@@ -67,7 +67,7 @@ def collect_messages(model: GN, data: ParticleDataset, max_graphs: int = 5000,
     for batch in sample_batches(data, max_graphs, seed, device):
         raw, receivers, senders = model.edge_outputs(batch.nodes)
         if model.variant == "kl":
-            mean, logvar = raw[..., : model.message_dim], raw[..., model.message_dim :]
+            mean, logvar = kl_parts(raw, model.message_dim)
             parts["kl"].append(kl_to_standard_normal(mean, logvar).flatten(0, 1).cpu().numpy())
             raw = mean
         parts["messages"].append(raw.flatten(0, 1).cpu().numpy())

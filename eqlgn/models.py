@@ -290,12 +290,23 @@ class GN(nn.Module):
         mean = logvar = None
         messages = raw
         if self.variant == "kl":
-            mean, logvar = raw[..., : self.message_dim], raw[..., self.message_dim :]
+            mean, logvar = kl_parts(raw, self.message_dim)
             messages = mean
             if self.training:
                 messages = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         summed = aggregate(messages, receivers, nodes.shape[1], self.aggregation)
         return GNOutput(self.node_model(nodes, summed), messages, mean, logvar)
+
+
+LOGVAR_BOUND = 10.0
+"""The KL messages' log-variances are bounded softly to ±this (``b·tanh(x/b)``; variances e^-10 to e^10 around
+messages of order 1): an edge input far beyond its training scale (``1/r³`` of a close pair on the sender's
+relative inputs) would otherwise push ``exp(logvar)`` past float32 within a few steps."""
+
+
+def kl_parts(raw: torch.Tensor, message_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, bounded log-variance) of the ``kl`` variant's raw edge outputs ``[..., 2·message_dim]``."""
+    return raw[..., :message_dim], LOGVAR_BOUND * torch.tanh(raw[..., message_dim:] / LOGVAR_BOUND)
 
 
 def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
