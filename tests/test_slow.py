@@ -10,6 +10,9 @@ started once for the module; each test's docstring says what was measured where
 
 from __future__ import annotations
 
+import csv
+import importlib.util
+import sys
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -20,9 +23,11 @@ import pytest
 
 import eqlgn
 from eqlgn.equations import evaluate, parse_equation
+from eqlgn.properties import MassErrors
 
 SEEDS = (0, 1, 2)
-KINDS = ("charge", "trajectories", "hamiltonian", "mlp")
+HAS_REBOUND = importlib.util.find_spec("rebound") is not None
+KINDS = ("charge", "trajectories", "hamiltonian", "mlp") + (("rebound",) if HAS_REBOUND else ())
 
 
 def _init_worker() -> None:
@@ -52,6 +57,20 @@ def run_one(kind: str, seed: int, root: str) -> dict:
             config = eqlgn.recommended_config("mlp", variant="bottleneck", seed=seed)
             return eqlgn.run("spring", 2, 4, edge="mlp", seed=seed, out=out, train=config, sr="operon",
                              cache_dir=cache, progress=False).to_dict()
+        if kind == "rebound":  # an outside code's gravity, masses withheld: the EQL recipe at 10 000 steps
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+            import rebound_trajectories
+
+            rows = rebound_trajectories.simulate(dim=2, n=4, sims=150, steps=200, dt=0.01, seed=seed, ragged=True)
+            path = rebound_trajectories.write(rows, 2, Path(root) / f"rebound-seed{seed}.csv")
+            config = eqlgn.recommended_config("eql", steps=10000, seed=seed)
+            result = eqlgn.run("r2", edge="eql", seed=seed, out=out, train=config, progress=False,
+                               data=eqlgn.DataSource(str(path), learn=("m",))).to_dict()
+            truth = {(int(row[0]), int(row[2])): row[5] for row in rows}
+            learned = [r for r in csv.DictReader(open(out / "properties.csv")) if int(r["snapshots"]) > 0]
+            result["mass_errors"] = MassErrors.of(np.array([float(r["m"]) for r in learned]), np.array(
+                [truth[int(r["sim"]), int(r["particle"])] for r in learned])).__dict__.copy()
+            return result
     except Exception as exc:  # a crash is a failure of that seed, reported with its traceback
         return {"crashed": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     raise ValueError(f"unknown kind {kind!r}")
@@ -150,3 +169,19 @@ def test_mlp_bottleneck_and_operon_recover_the_spring(runs):
     """
     passing(runs["mlp"], lambda r: r["linear_fit_r2"] >= 0.85, at_least=2)
     passing(runs["mlp"], lambda r: r["judge"]["passed"], at_least=1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_REBOUND, reason="REBOUND is an optional test extra: pip install rebound")
+def test_eql_recovers_gravity_and_the_masses_from_rebound_trajectories_with_the_masses_withheld(runs):
+    """REBOUND (IAS15) 2D gravity, 150 ragged simulations, positions only, no masses: `--learn m`, the EQL recipe at
+    10 000 steps; seeds 0–2 (file and training). 2 of 3 recover `m2·dx/r³`, and the masses learned in those agree
+    with the truth to log-R² ≥ 0.85 after one global factor.
+
+    Measured on the AMD EPYC (masses = ratios, the default): seeds 0, 1 recovered, log-R² 0.930, 0.921; at 6000
+    steps 2 of 3 recovered, 0.89–0.93. The full CLI defaults (300 simulations, 16 000 steps) reach 0.95–0.999, and
+    masses learned one by one (`--masses free`) 0.43–0.84 (docs/results.md, "Masses withheld").
+    """
+    for result in passing(runs["rebound"], lambda r: r["judge"]["passed"], at_least=2):
+        assert result["data"]["learned"]["properties"] == ["m"]
+        assert result["mass_errors"]["log_r2"] >= 0.85, result["mass_errors"]
