@@ -66,6 +66,7 @@ def table(found: dict, seeds: list[int]) -> str:
 
 
 def composed_table(found: dict, seeds: list[int]) -> str:
+    seeds = sorted({s for runs in found.values() for s, r in runs.items() if s in seeds and r.composed})
     lines = ["", f"The composed symbolic model (edge equations + operon's node equations), seeds "
              f"{', '.join(map(str, seeds))}:", "",
              "| law | route | runs composed | recovered in these runs | GN test MAE (median) | composed model test MAE "

@@ -1,7 +1,7 @@
 """The 2024 reproduction's variant tables: every MLP-GN variant on every 2D law, beside its published outcome.
 
 Usage:
-    python experiments/variant_tables.py --measure runs/report-variants runs/report-mlp   # needs model.pt
+    python experiments/variant_tables.py --measure runs/report-variants runs/report-mlp --keep results   # model.pt
     python experiments/variant_tables.py --runs results/report-variants results/report-mlp --docs docs
 
 ``--measure`` loads each finished MLP run under the folders (``model.pt``), collects its messages on the run's test
@@ -25,7 +25,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from tables import write_section
+from tables import keep, write_section
 
 import eqlgn
 from eqlgn._io import atomic_write_json
@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=[])
     parser.add_argument("--measure", nargs="+", default=[], metavar="RUNS",
                         help="write messages.json into every finished MLP run under these folders (loads model.pt)")
+    parser.add_argument("--keep", default=None, metavar="DEST",
+                        help="after --measure, copy the small files of those runs into DEST (e.g. results)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102])
     parser.add_argument("--laws", nargs="+", default=["spring", "r1", "r2", "charge"])
     parser.add_argument("--docs", default=None, help="write the tables into DOCS/results.md between their markers")
@@ -129,6 +131,8 @@ def main() -> None:
             if eqlgn.RunResult.load(path).edge_model == "mlp" and (path.parent / "model.pt").is_file():
                 figures = measure(path.parent)
                 print(f"{path.parent.name}: R² plain {figures['plain']['r2']}, pruned {figures['pruned']['r2']}")
+    if args.keep:
+        print(f"kept {keep(args.measure, Path(args.keep))} files in {args.keep}")
     if not args.runs:
         return
     found = collect(args.runs, set(args.seeds))
