@@ -179,8 +179,9 @@ def test_eql_recovers_gravity_and_the_masses_from_rebound_trajectories_with_the_
     with the truth to log-R² ≥ 0.85 after one global factor.
 
     Measured on the AMD EPYC (masses = ratios, the default): seeds 0–2 all recovered, log-R² 0.930, 0.921, 0.970
-    (90–109 s each, three jobs sharing two cores); at 6000 steps 2 of 3 recovered, 0.89–0.93. The full CLI defaults (300 simulations, 16 000 steps) reach 0.95–0.999, and
-    masses learned one by one (`--masses free`) 0.43–0.84 (docs/results.md, "Masses withheld").
+    (90–109 s each, three jobs sharing two cores); at 6000 steps 2 of 3 recovered, 0.89–0.93. The full CLI
+    defaults (300 simulations, 16 000 steps) reach 0.95–0.999, and masses learned one by one (`--masses free`)
+    0.43–0.84 (docs/results.md, "Masses withheld").
     """
     for result in passing(runs["rebound"], lambda r: r["judge"]["passed"], at_least=2):
         assert result["data"]["learned"]["properties"] == ["m"]
