@@ -77,12 +77,13 @@ class LearnedProperties(nn.Module):
         each value on its own."""
         if "m" not in self.learned:
             return
-        log_start = torch.as_tensor(np.log(inertial_masses(data)), dtype=self.log_mass.dtype)
+        start, group = _momentum_start(data)
+        log_start = torch.as_tensor(np.log(start), dtype=self.log_mass.dtype)
         if masses == "free":
             self.log_mass.copy_(log_start)
             return
         self.log_ratio.copy_(log_start)
-        self.group.copy_(torch.as_tensor(momentum_groups(data)))
+        self.group.copy_(torch.as_tensor(group))
         self.log_mass.zero_()
 
     def values(self, name: str) -> torch.Tensor:
@@ -236,21 +237,22 @@ def inertial_masses(data: ParticleDataset) -> np.ndarray:
     Species: the same with one column per species over all simulations. A simulation whose
     vector is not all positive (too noisy, or not an isolated system) keeps masses 1.
     """
-    masses = np.ones(data.meta.identities)
-    for present, vector in _momentum_solutions(data):
-        if vector is not None:
-            masses[present] = vector
-    return masses
+    return _momentum_start(data)[0]
 
 
 def momentum_groups(data: ParticleDataset) -> np.ndarray:
     """The group of each identity whose masses momentum conservation fixes up to one common factor: the smallest
     identity of its simulation (of all species, with species); an identity it did not solve is its own group."""
-    group = np.arange(data.meta.identities)
+    return _momentum_start(data)[1]
+
+
+def _momentum_start(data: ParticleDataset) -> tuple[np.ndarray, np.ndarray]:
+    """(:func:`inertial_masses`, :func:`momentum_groups`) from one pass over the simulations."""
+    masses, group = np.ones(data.meta.identities), np.arange(data.meta.identities)
     for present, vector in _momentum_solutions(data):
         if vector is not None:
-            group[present] = present.min()
-    return group
+            masses[present], group[present] = vector, present.min()
+    return masses, group
 
 
 def _momentum_solutions(data: ParticleDataset) -> list[tuple[np.ndarray, np.ndarray | None]]:

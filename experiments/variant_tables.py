@@ -20,6 +20,7 @@ gives that, and "–" where its per-variant figures are not reproduced here.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from collections import defaultdict
@@ -31,7 +32,6 @@ import eqlgn
 from eqlgn._io import atomic_write_json
 from eqlgn.analysis import analyze
 from eqlgn.rundir import RunDirectory
-from eqlgn.sources import prepare_data
 
 BEGIN, END = "<!-- variant-tables:begin -->", "<!-- variant-tables:end -->"
 MESSAGES_FILE = "messages.json"
@@ -46,7 +46,7 @@ def measure(run: Path) -> dict:
     model = directory.trained().model
     figures = {}
     for name, prune in (("pruned", True), ("plain", False)):
-        test = prepare_data(record.simulation, record.cache_dir, prune, record.split_seed, progress=False)[2]
+        test = directory.splits(dataclasses.replace(record, prune_outliers=prune))[2]
         analysis, _ = analyze(model, test)
         figures[name] = {"r2": analysis.r2, "target": analysis.target, "sparsity_ratio": analysis.sparsity_ratio,
                          "snapshots": len(test)}

@@ -11,6 +11,7 @@ started once for the module; each test's docstring says what was measured where
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import sys
 import traceback
@@ -68,8 +69,9 @@ def run_one(kind: str, seed: int, root: str) -> dict:
                                data=eqlgn.DataSource(str(path), learn=("m",))).to_dict()
             truth = {(int(row[0]), int(row[2])): row[5] for row in rows}
             learned = [r for r in csv.DictReader(open(out / "properties.csv")) if int(r["snapshots"]) > 0]
-            result["mass_errors"] = MassErrors.of(np.array([float(r["m"]) for r in learned]), np.array(
-                [truth[int(r["sim"]), int(r["particle"])] for r in learned])).__dict__.copy()
+            errors = MassErrors.of(np.array([float(r["m"]) for r in learned]),
+                                   np.array([truth[int(r["sim"]), int(r["particle"])] for r in learned]))
+            result["mass_errors"] = dataclasses.asdict(errors)
             return result
     except Exception as exc:  # a crash is a failure of that seed, reported with its traceback
         return {"crashed": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
