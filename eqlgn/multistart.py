@@ -114,7 +114,7 @@ class SideBySide:
                  device: torch.device):
         self.config, self.phases, self.shape, self.device = config, phases, shape, device
         self.members = [first] + [self._build(k) for k in range(1, config.starts.count)]
-        _copy_input_scales(first, self.members[1:])
+        _copy_starts(first, self.members[1:], config.properties.charges == "pairs")
         wrappers = [_Objective(member, config, phases) for member in self.members]
         params, self.buffers = stack_module_state(wrappers)
         self.params = {name: value.detach().requires_grad_() for name, value in params.items()}
@@ -261,11 +261,14 @@ def _rows_of(state: dict, index: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def _copy_input_scales(first: GraphNetwork, others: list[GraphNetwork]) -> None:
-    """Give every start the EQL input scales and the starting masses of the first (they depend on the data only)."""
+def _copy_starts(first: GraphNetwork, others: list[GraphNetwork], charges: bool) -> None:
+    """Give every start the EQL input scales, the starting masses and (``charges``: from the pair forces) the
+    starting charges of the first: they depend on the data only."""
     for other in others:
         if isinstance(first.edge_model, RelativeEdge):
             other.edge_model.scales.copy_(first.edge_model.scales)
         if isinstance(first, WithProperties) and "m" in first.properties.learned:
             for name in ("log_mass", "log_ratio", "group"):
                 getattr(other.properties, name).copy_(getattr(first.properties, name))
+        if isinstance(first, WithProperties) and "q" in first.properties.learned and charges:
+            other.properties.charge.copy_(first.properties.charge)

@@ -13,19 +13,17 @@ masses up to one global factor (the law's constant absorbs it), for Coulomb's la
 charges up to a factor and a sign (a sign per simulation for per-particle identities: flipping
 every charge of a simulation leaves its forces unchanged).
 
-**Where the masses start.** Learned together with an unknown law from equal starting values,
-the masses never separate: the network's best first answer is a mass-free message, whose
-derivative with respect to ``m2`` is then about zero, so the masses get no signal (measured on
-REBOUND gravity: docs/results.md, "Real tracking data"). But the data say more than the law
-needs: in an isolated system the pair forces cancel (Newton's third law), so at every snapshot
-``Σ_i m_i a_i = 0`` — whatever the law. The masses of one simulation are therefore, up to one
-factor, the null vector of its particles' accelerations (:func:`inertial_masses`), and of a
-species column the same over all simulations; training starts from them and has only that
-factor per simulation left to find. By default (``[properties] masses = "ratios"``) training keeps
-those ratios and learns only the factor, one per simulation (:func:`momentum_groups`); with
-``"free"`` (``--masses free``) every value is learned on its own from there, which lets the
-per-particle values drift apart (REBOUND gravity: docs/results.md, "Real tracking data").
-Charges start at small random values (all zeros would be a saddle of ``q1·q2``).
+**Where they start** (:mod:`eqlgn.property_starts`). Learned together with an unknown law from
+equal starting values, the masses never separate: the network's best first answer is a mass-free
+message, whose derivative with respect to ``m2`` is then about zero, so the masses get no signal
+(measured on REBOUND gravity: docs/results.md, "Real tracking data"). So the masses start where
+momentum conservation puts them, exact within each simulation up to one factor; by default
+(``[properties] masses = "ratios"``) training keeps those ratios and learns only the factor, one per
+simulation; with ``"free"`` (``--masses free``) every value is learned on its own from there, which
+lets the per-particle values drift apart. Charges start at the signs the data's central pair
+forces vote for, magnitude 1 (``[properties] charges = "pairs"``, the default), or at small
+random values (``"random"``; all zeros would be a saddle of ``q1·q2``): from random values each
+particle's sign is a discrete choice that gradient descent does not settle.
 
 After training, :func:`bake` fills the learned values into the datasets and hands back the
 inner GN, so that extraction, the judge and everything after read ordinary data;
@@ -43,6 +41,7 @@ from torch import nn
 from .data import ParticleDataset
 from .layout import NodeLayout
 from .models import GNOutput, GraphNetwork
+from .property_starts import charge_signs, momentum_start
 
 CHARGE_INIT = 0.1  # std of the initial learned charges
 
@@ -69,15 +68,18 @@ class LearnedProperties(nn.Module):
             self.charge = nn.Parameter(CHARGE_INIT * torch.randn(identities, generator=generator))
 
     @torch.no_grad()
-    def start_from(self, data: ParticleDataset, masses: str = "ratios") -> None:
-        """Start the masses at what momentum conservation says (:func:`inertial_masses`); charges stay.
+    def start_from(self, data: ParticleDataset, masses: str = "ratios", charges: str = "pairs") -> None:
+        """Start the masses at what momentum conservation says and the charges at the signs of the pair forces
+        (:mod:`eqlgn.property_starts`).
 
-        ``masses="ratios"`` keeps those values' ratios within each group momentum conservation solved (a simulation,
-        or every species together) and learns one factor per group (:func:`momentum_groups`); ``"free"`` learns
-        each value on its own."""
+        ``masses="ratios"`` keeps the masses' ratios within each group momentum conservation solved (a simulation,
+        or every species together) and learns one factor per group; ``"free"`` learns each value on its own.
+        ``charges="pairs"`` starts each charge at ``±1``; ``"random"`` leaves the random start."""
+        if "q" in self.learned and charges == "pairs":
+            self.charge.copy_(torch.as_tensor(charge_signs(data), dtype=self.charge.dtype))
         if "m" not in self.learned:
             return
-        start, group = _momentum_start(data)
+        start, group = momentum_start(data)
         log_start = torch.as_tensor(np.log(start), dtype=self.log_mass.dtype)
         if masses == "free":
             self.log_mass.copy_(log_start)
@@ -203,6 +205,17 @@ def agreement(learned: np.ndarray, truth: np.ndarray, name: str, groups: np.ndar
     return float(1 - np.sum((learned - scale * truth) ** 2) / np.sum((learned - learned.mean()) ** 2))
 
 
+def signs_right(learned: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> float:
+    """The share of groups (e.g. simulations) whose learned charges all have the true signs, up to the one flip of
+    the whole group the law leaves free (particles with true charge 0 are not counted)."""
+    learned, truth, groups = np.sign(learned), np.sign(truth), np.asarray(groups)
+    right = []
+    for group in np.unique(groups):
+        here = (groups == group) & (truth != 0)
+        right.append(abs(learned[here] @ truth[here]) == here.sum())
+    return float(np.mean(right))
+
+
 @dataclass(frozen=True)
 class MassErrors:
     """Learned masses against the true ones after the one global factor the laws leave free.
@@ -226,54 +239,3 @@ class MassErrors:
         error = np.abs(error - np.median(error))
         return cls(agreement(learned, truth, "m"), float(np.median(error)),
                    float(np.mean(error <= np.log(1.1))), int(learned.size))
-
-
-def inertial_masses(data: ParticleDataset) -> np.ndarray:
-    """Masses per identity from momentum conservation, ``Σ_i m_i a_i = 0`` at every snapshot (any pair law).
-
-    Per-particle identities: for each simulation the smallest right singular vector of its
-    accelerations stacked over snapshots and axes (each snapshot scaled by its largest
-    acceleration, so close encounters do not decide alone), normalised to geometric mean 1.
-    Species: the same with one column per species over all simulations. A simulation whose
-    vector is not all positive (too noisy, or not an isolated system) keeps masses 1.
-    """
-    return _momentum_start(data)[0]
-
-
-def momentum_groups(data: ParticleDataset) -> np.ndarray:
-    """The group of each identity whose masses momentum conservation fixes up to one common factor: the smallest
-    identity of its simulation (of all species, with species); an identity it did not solve is its own group."""
-    return _momentum_start(data)[1]
-
-
-def _momentum_start(data: ParticleDataset) -> tuple[np.ndarray, np.ndarray]:
-    """(:func:`inertial_masses`, :func:`momentum_groups`) from one pass over the simulations."""
-    masses, group = np.ones(data.meta.identities), np.arange(data.meta.identities)
-    for present, vector in _momentum_solutions(data):
-        if vector is not None:
-            masses[present], group[present] = vector, present.min()
-    return masses, group
-
-
-def _momentum_solutions(data: ParticleDataset) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """``(identities, masses of geometric mean 1 or None)`` per simulation (one for all, with species)."""
-    ids = data.identities_of("m").astype(np.int64)
-    accelerations = data.accelerations.astype(np.float64)
-    scale = 1.0 / np.maximum(np.linalg.norm(accelerations, axis=-1).max(axis=1), 1e-300)
-    weighted = accelerations * scale[:, None, None]  # [S, n, D]
-    groups = [np.flatnonzero(data.sim_ids == s) for s in np.unique(data.sim_ids)]
-    if data.meta.identity == "species":
-        groups = [np.arange(len(data))]
-    solutions = []
-    for rows in groups:
-        present = np.unique(ids[rows])
-        columns = np.zeros((len(rows), data.dim, len(present)))  # Σ of a_i over the particles of each identity
-        for k, identity in enumerate(present):
-            columns[..., k] = (weighted[rows] * (ids[rows] == identity)[..., None]).sum(axis=1)
-        vector = None
-        if len(present) >= 2:
-            vector = np.linalg.svd(columns.reshape(-1, len(present)), full_matrices=False)[2][-1]
-            vector = vector * np.sign(vector.sum())
-            vector = vector / np.exp(np.log(vector).mean()) if (vector > 0).all() else None
-        solutions.append((present, vector))
-    return solutions

@@ -20,6 +20,7 @@ from .rollout import check_window
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 MASS_MODES = ("free", "ratios")
+CHARGE_STARTS = ("pairs", "random")
 
 
 def setting(default: Any, help: str, flag: str | None = None, **kwargs: Any) -> Any:
@@ -79,11 +80,15 @@ class PropertiesConfig:
     masses: str = setting("ratios", "ratios: momentum conservation's mass ratios within each simulation are kept "
                                     "and one factor per simulation is learned; free: each learned mass starts where "
                                     "momentum conservation puts it and is learned on its own")
+    charges: str = setting("pairs", "pairs: learned charges start at +-1, the signs the data's central pair forces "
+                                    "vote for; random: at small random values", flag="charge_start")
 
     def __post_init__(self) -> None:
         require_positive(self, "max_lr")
         if self.masses not in MASS_MODES:
             raise unknown_name("masses", self.masses, MASS_MODES)
+        if self.charges not in CHARGE_STARTS:
+            raise unknown_name("charges", self.charges, CHARGE_STARTS)
 
 
 @dataclass

@@ -152,7 +152,7 @@ class _Trainer:
         window = config.rollout.window  # training on positions: windows of snapshots (eqlgn.rollout)
         tensors = windows(self.train, window, self.device) if window else to_tensors(self.train, self.device)
         if not state.history and isinstance(state.model, WithProperties):
-            state.model.properties.start_from(self.train, config.properties.masses)  # momentum conservation
+            state.model.properties.start_from(self.train, config.properties.masses, config.properties.charges)
         if not state.history and isinstance(state.model.edge_model, RelativeEdge):
             sample = tensors.inputs[: 4096]
             if isinstance(state.model, WithProperties):  # scales of the values, not of the identities

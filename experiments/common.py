@@ -9,7 +9,9 @@ central differences), ``noise-REL`` (exact accelerations plus Gaussian noise of 
 size REL, e.g. ``noise-0.05``; see :func:`eqlgn.add_noise`), ``positions-REL`` (positions with
 Gaussian noise of REL × the median pair distance, accelerations estimated with the window chosen
 from the data) or ``rollout-REL`` (the same noisy positions, trained with the rollout loss of
-``eqlgn/rollout.py`` over windows of ``ROLLOUT_WINDOW`` snapshots).
+``eqlgn/rollout.py`` over windows of ``ROLLOUT_WINDOW`` snapshots), ``learn-m``, ``learn-q``
+or ``learn-mq`` (the clean trajectories of ``trajectories``, read back with the masses, the
+charges or both withheld and learned with the law; the file keeps the truth to compare with).
 
 A **job** is one ``eqlgn.run`` call in its own directory ``OUT/LAW-Dd-nN-ROUTE-seedS``
 (``OUT/LAW-Dd-nN-CONDITION-ROUTE-seedS`` for conditions other than ``exact``). A job
@@ -67,9 +69,12 @@ NOISE_CONDITIONS = {"noise-": "accelerations", "positions-": "positions", "rollo
 ROLLOUT_WINDOW = 15
 
 
+LEARN_CONDITIONS = {"learn-m": ("m",), "learn-q": ("q",), "learn-mq": ("m", "q")}  # condition -> withheld
+
+
 def parse_condition(name: str) -> float | None:
     """Validate a condition name; the relative noise of ``noise-REL`` / ``positions-REL`` (``None`` for the others)."""
-    if name in ("exact", "trajectories"):
+    if name in ("exact", "trajectories", *LEARN_CONDITIONS):
         return None
     for prefix in NOISE_CONDITIONS:
         if name.startswith(prefix):
@@ -80,7 +85,7 @@ def parse_condition(name: str) -> float | None:
             if 0 <= relative < 10:
                 return relative
     raise eqlgn.ConfigError(f"condition {name!r} is not one of exact, trajectories, noise-REL, positions-REL, "
-                            "rollout-REL (REL a relative noise level such as 0.05 or 1e-4)")
+                            "rollout-REL, learn-m, learn-q, learn-mq (REL a relative noise level such as 0.05 or 1e-4)")
 
 
 def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
@@ -90,8 +95,9 @@ def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
     differences. ``positions-REL``: the same with Gaussian position noise of ``REL`` × the
     median pair distance, read back with the derivative window chosen from the data
     (``--derivative auto``); ``rollout-REL`` reads the same file (its accelerations serve validation and
-    test; training fits the positions). The CSV files are shared by the jobs of one (law, dim, n, seed,
-    noise level) in ``OUT/trajectories``.
+    test; training fits the positions). ``learn-…`` reads the clean file with properties withheld. The CSV
+    files are shared by the jobs of one (law, dim, n, seed, noise level) in ``OUT/trajectories``
+    (:func:`trajectory_file`).
     """
     relative = parse_condition(job.condition)
     if job.condition == "exact":
@@ -101,11 +107,18 @@ def condition_data(job: Job) -> eqlgn.ParticleDataset | None:
     if job.condition.startswith("noise-"):
         return eqlgn.add_noise(data, relative, "accelerations", seed=job.seed)
     noisy = job.condition.startswith(("positions-", "rollout-"))
-    suffix = f"-positions-{job.condition.split('-', 1)[1]}" if noisy else ""
-    path = Path(job.out) / "trajectories" / f"{job.law}-{job.dim}d-n{job.n}-seed{job.seed}{suffix}.csv"
+    path = trajectory_file(job)
     if not path.is_file():
         eqlgn.save_trajectories(eqlgn.add_noise(data, relative, "positions", seed=job.seed) if noisy else data, path)
-    return eqlgn.load_trajectories(path, law=job.law, method="auto" if noisy else "central")
+    return eqlgn.load_trajectories(path, law=job.law, method="auto" if noisy else "central",
+                                   learn=LEARN_CONDITIONS.get(job.condition, ()))
+
+
+def trajectory_file(job: Job) -> Path:
+    """The CSV trajectories a job of a positions-only condition reads (the true masses and charges included)."""
+    noisy = job.condition.startswith(("positions-", "rollout-"))
+    suffix = f"-positions-{job.condition.split('-', 1)[1]}" if noisy else ""
+    return Path(job.out) / "trajectories" / f"{job.law}-{job.dim}d-n{job.n}-seed{job.seed}{suffix}.csv"
 
 
 def run_job(job: Job) -> dict:

@@ -17,23 +17,38 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import eqlgn
-from eqlgn.properties import MassErrors, agreement
+from eqlgn.properties import MassErrors, agreement, signs_right
 
 
-def compare(run: Path, truth_paths: list[Path]) -> dict[str, tuple[float, int, int, MassErrors | None]]:
-    """``{property: (agreement, particles compared, particles never trained, the mass errors or None)}``."""
+@dataclass(frozen=True)
+class Match:
+    """One learned property against the truth: :func:`eqlgn.properties.agreement`, the identities compared and
+    never trained, the masses' per-particle errors, and for per-particle charges the share of simulations whose
+    signs are all right up to the flip (``None`` where it does not apply)."""
+
+    agreement: float
+    compared: int
+    untrained: int
+    mass_errors: MassErrors | None = None
+    signs_right: float | None = None
+
+
+def compare(run: Path, truth_paths: list[Path]) -> dict[str, Match]:
+    """``{property: Match}`` for each property the run learned."""
     truth = eqlgn.load_trajectories(truth_paths)
     by_place = {}
     for snapshot in np.unique(truth.sim_ids, return_index=True)[1]:
         for particle in range(truth.n_particles):
             by_place[int(truth.sim_ids[snapshot]), particle] = (float(truth.masses[snapshot, particle]),
                                                                 float(truth.charges[snapshot, particle]))
-    rows = list(csv.DictReader(open(run / "properties.csv")))
+    with open(run / "properties.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
     identity = json.loads((run / "result.json").read_text())["data"]["learned"]["identity"]
     out = {}
     for name, column in (("m", 0), ("q", 1)):
@@ -44,7 +59,8 @@ def compare(run: Path, truth_paths: list[Path]) -> dict[str, tuple[float, int, i
         true = np.array([by_place[int(r["sim"]), int(r["particle"])][column] for r in seen])
         groups = np.array([int(r["sim"]) for r in seen]) if name == "q" and identity == "particle" else None
         errors = MassErrors.of(learned, true) if name == "m" else None
-        out[name] = (agreement(learned, true, name, groups), len(seen), len(rows) - len(seen), errors)
+        signs = signs_right(learned, true, groups) if groups is not None else None
+        out[name] = Match(agreement(learned, true, name, groups), len(seen), len(rows) - len(seen), errors, signs)
     return out
 
 
@@ -53,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path)
     parser.add_argument("truth", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    for name, (value, count, untrained, errors) in compare(args.run, args.truth).items():
+    for name, match in compare(args.run, args.truth).items():
         what = "log-R² after one global factor" if name == "m" else "R² after a factor and a sign"
-        print(f"{args.run} {name}: {what} {value:.4f} over {count} identities (particles or species; "
-              f"{untrained} never trained)")
-        if errors is not None:
-            print(f"  after the median factor: median abs log error {errors.median_log_error:.3g}, "
-                  f"{errors.within_10_percent:.1%} within 10 %")
+        print(f"{args.run} {name}: {what} {match.agreement:.4f} over {match.compared} identities (particles or "
+              f"species; {match.untrained} never trained)")
+        if match.mass_errors is not None:
+            print(f"  after the median factor: median abs log error {match.mass_errors.median_log_error:.3g}, "
+                  f"{match.mass_errors.within_10_percent:.1%} within 10 %")
+        if match.signs_right is not None:
+            print(f"  simulations whose charges all have the right sign (up to one flip each): {match.signs_right:.1%}")
     return 0
 
 

@@ -5,7 +5,7 @@
 For gravity (G = 1, no softening, the REBOUND files of ``rebound_trajectories.py``) each
 particle's acceleration is linear in the other particles' masses, ``a_i = Σ_j m_j (x_j − x_i)/r³``,
 so one simulation's masses are a least-squares solve over its snapshots (each snapshot's rows
-scaled by its largest acceleration, as ``eqlgn.properties.inertial_masses`` does, so that close
+scaled by its largest acceleration, as ``eqlgn.property_starts.inertial_masses`` does, so that close
 encounters do not decide alone). Solved two ways and scored with the library's agreement
 (log-R² after one global factor, ``eqlgn.properties.agreement``) over all particles:
 

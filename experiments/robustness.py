@@ -18,7 +18,10 @@ these conditions (``--conditions``, see ``experiments/common.py``):
   trajectories with Gaussian position noise of ``REL`` × the median pair distance, read back
   with the derivative window chosen from the data (``--derivative auto``);
 * ``rollout-REL`` — the same noisy positions, trained with the rollout loss (``--rollout``,
-  ``experiments/common.py``'s ``ROLLOUT_WINDOW``) instead of on estimated accelerations.
+  ``experiments/common.py``'s ``ROLLOUT_WINDOW``) instead of on estimated accelerations;
+* ``learn-m``, ``learn-q``, ``learn-mq`` — the clean trajectories with the masses, the charges or
+  both withheld and learned with the law; a second table gives how well the learned values match
+  the truth (``experiments/learned_properties.py``).
 
 Jobs run in ``--jobs`` parallel processes; finished ones are skipped, so the script resumes
 after a kill; a failing one leaves ``failure.json`` and the grid goes on. Time on 2 CPU
@@ -32,7 +35,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from common import Job, grid_flags, make_jobs, run_grid, save_config
+from common import LEARN_CONDITIONS, Job, grid_flags, make_jobs, run_grid, save_config, trajectory_file
+from learned_properties import compare
 from tables import write_section
 
 from eqlgn import ConfigError
@@ -82,6 +86,27 @@ def table(jobs: list[Job], conditions: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def properties_table(jobs: list[Job]) -> str:
+    """One row per finished ``learn-…`` job: the verdict and each learned property's agreement with the truth
+    (masses: log-R² after one global factor and the share within 10 %; charges: R² after a factor and a sign per
+    simulation, and the share of simulations whose charges all have the right sign up to that flip)."""
+    lines = ["| law | dim | n | route | condition | seed | law recovered | masses: log-R² (within 10 %) "
+             "| charges: R² (simulations with every sign right) |", "|---|---|---|---|---|---|---|---|---|"]
+    for job in sorted(jobs, key=lambda j: (j.law, j.condition, j.route, j.seed)):
+        if job.condition not in LEARN_CONDITIONS or verdict(job) is None:
+            continue
+        found = compare(job.directory, [trajectory_file(job)])
+        cells = {"m": "–", "q": "–"}
+        if "m" in found:
+            cells["m"] = f"{found['m'].agreement:.4f} ({found['m'].mass_errors.within_10_percent:.0%})"
+        if "q" in found:
+            signs = found["q"].signs_right
+            cells["q"] = f"{found['q'].agreement:.3f} ({'–' if signs is None else f'{signs:.0%}'})"
+        lines.append(f"| {job.law} | {job.dim} | {job.n} | {job.route} | {job.condition} | {job.seed} | "
+                     f"{'yes' if verdict(job) else 'no'} | {cells['m']} | {cells['q']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -105,6 +130,8 @@ def main() -> None:
         run_grid(jobs, args.jobs)
     text = table(jobs, args.conditions)
     print(text)
+    if any(job.condition in LEARN_CONDITIONS for job in jobs):
+        print(properties_table(jobs))
     if args.docs:
         write_section(Path(args.docs) / "results.md",
                       "## Robustness: estimated accelerations and noise\n\n"

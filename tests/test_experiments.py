@@ -193,6 +193,22 @@ def test_robustness_table_counts_recovered_seeds_per_condition(tmp_path):
     assert lines[2] == "| spring | 2 | 3 | eql | 1/2 | 0/1 |"
 
 
+def test_learn_conditions_withhold_properties_and_the_table_compares_them_with_the_truth(tmp_path):
+    from common import Job, run_grid
+    from robustness import properties_table
+
+    jobs = [Job(law, 2, 3, "eql", 0, str(tmp_path), steps=10, sims=10, condition=condition)
+            for law, condition in (("r2", "learn-m"), ("charge", "learn-q"), ("charge", "learn-mq"))]
+    assert [r["status"] for r in run_grid(jobs)] == ["done"] * 3
+    learned = [json.loads((j.directory / "result.json").read_text())["data"]["learned"]["properties"] for j in jobs]
+    assert learned == [["m"], ["q"], ["m", "q"]]
+    rows = properties_table(jobs).splitlines()[2:]
+    assert [row.split(" | ")[4] for row in rows] == ["learn-mq", "learn-q", "learn-m"]
+    both, charges, masses = ([cell.strip() for cell in row.split("|")[8:10]] for row in rows)
+    assert masses[0] != "–" and masses[1] == "–" and charges[0] == "–" and charges[1].endswith("%)")
+    assert "–" not in both
+
+
 def test_reread_reads_finished_jobs_again_without_retraining(tmp_path):
     from dataclasses import replace
 

@@ -11,7 +11,8 @@ import torch
 import eqlgn
 from eqlgn.cli import main
 from eqlgn.models import GN, NodeMLP
-from eqlgn.properties import LearnedProperties, MassErrors, WithProperties, agreement, bake, inertial_masses
+from eqlgn.properties import LearnedProperties, MassErrors, WithProperties, agreement, bake, signs_right
+from eqlgn.property_starts import inertial_masses
 from eqlgn.sources import DataSource, split_in_time
 from eqlgn.symbolic_edge import SymbolicEdge
 from eqlgn.trajectories import save_trajectories
@@ -163,3 +164,29 @@ def test_mass_ratios_mode_keeps_each_simulations_ratios_and_learns_one_factor_ea
                                       device="cpu", masses="ratios")
     _, (filled,) = bake(eqlgn.fit(train, config, val=val, model=model, progress=False).model, read)
     assert agreement(filled.masses.ravel(), truth.ravel(), "m") > 0.98
+
+
+def test_charges_are_learned_with_a_known_law_from_the_signs_of_the_pair_forces(tmp_path):
+    """Coulomb's law fixed (its constant and the node model trained), charges ±1 withheld: started from the pair
+    forces' signs (``charges="pairs"``, the default), the learned charges match the truth up to a factor and a
+    sign per simulation. Measured (AMD EPYC, 1500 steps, 40 simulations): R² 0.861 and 0.770, signs right in
+    95 % and 97.5 % of simulations (seeds 0, 1); from random starts (``"random"``) R² 0.507 and 0.455.
+    Asserted: R² > 0.6 and signs right in ≥ 80 % of simulations on each seed."""
+    torch.set_num_threads(1)
+    for seed in (0, 1):
+        data = eqlgn.simulate("charge", 2, 4, 40, seed=seed, progress=False)
+        path = save_trajectories(data, tmp_path / f"charge-{seed}.csv")
+        read = eqlgn.load_trajectories(path, law="charge", learn=["q"])
+        truth = eqlgn.load_trajectories(path, law="charge").charges
+        train, val, _ = split_in_time(read.prune_outliers()[0])
+        torch.manual_seed(seed)
+        network = GN(SymbolicEdge(["0.5*q1*q2*dx/r**3", "0.5*q1*q2*dy/r**3"], 2, 2, r_min=0.01),
+                     NodeMLP(6, 2, 2, 32, 2), "bottleneck")
+        model = WithProperties(network, LearnedProperties(2, ("q",), read.meta.identities, seed))
+        config = eqlgn.recommended_config("mlp", variant="bottleneck", steps=1500, seed=seed, hidden=32, layers=2,
+                                          device="cpu")
+        _, (filled,) = bake(eqlgn.fit(train, config, val=val, model=model, progress=False).model, read)
+        sims = np.repeat(read.sim_ids, 4)
+        r2 = agreement(filled.charges.ravel(), truth.ravel(), "q", sims)
+        right = signs_right(filled.charges.ravel(), truth.ravel(), sims)
+        assert r2 > 0.6 and right >= 0.8, (seed, r2, right)
