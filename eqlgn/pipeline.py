@@ -254,7 +254,7 @@ PROPERTIES_FILE = "properties.csv"
 def _write_properties(model, data: ParticleDataset | None, train: ParticleDataset,
                       directory: RunDirectory) -> dict | None:
     """``properties.csv`` of a run whose data left properties to learn; what ``result.json`` records of them."""
-    from .properties import WithProperties, properties_table
+    from .properties import FEW_SNAPSHOTS, WithProperties, properties_table
 
     if not isinstance(model, WithProperties):
         return None
@@ -264,7 +264,9 @@ def _write_properties(model, data: ParticleDataset | None, train: ParticleDatase
     atomic_write_text(directory.file(PROPERTIES_FILE), text)
     meta = train.meta
     return {"properties": list(meta.learned), "identity": meta.identity, "identities": meta.identities,
-            "untrained": sum(r["snapshots"] == 0 for r in rows), "file": PROPERTIES_FILE}
+            "untrained": sum(r["snapshots"] == 0 for r in rows),
+            "poorly_fixed": {"count": sum(0 < r["snapshots"] < FEW_SNAPSHOTS for r in rows),
+                             "below_snapshots": FEW_SNAPSHOTS}, "file": PROPERTIES_FILE}
 
 
 SYMBOLIC_FRACTION = 0.1  # fine-tuning steps of the symbolic network, as a fraction of the training steps

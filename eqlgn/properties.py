@@ -44,6 +44,9 @@ from .models import GNOutput, GraphNetwork
 from .property_starts import charge_signs, momentum_start
 
 CHARGE_INIT = 0.1  # std of the initial learned charges
+# a learned value seen in fewer training snapshots is flagged as poorly fixed (the run's summary, result.json):
+# on REBOUND gravity a simulation that IQR pruning left 2 training snapshots got its mass factor 36x off
+FEW_SNAPSHOTS = 10
 
 
 class LearnedProperties(nn.Module):

@@ -175,6 +175,11 @@ class RunResult:
             kind = "species" if learned["identity"] == "species" else "particles"
             lines.append(f"learned {names} of {learned['identities']} {kind} with the law "
                          f"(symbols m1, m2, q1, q2 are the learned values): {learned['file']}")
+            untrained, poor = learned.get("untrained", 0), learned.get("poorly_fixed", {"count": 0})
+            if untrained or poor["count"]:
+                lines.append(f"  not trained (their initial values): {untrained}; poorly fixed (fewer than "
+                             f"{poor.get('below_snapshots')} training snapshots): {poor['count']}; see the snapshots "
+                             f"column")
         lines += [f"  message {c} = {e}" for c, e in zip(self.significant_components, self.equations)]
         if self.message_offsets:
             lines.append(f"  constant terms left out of these messages: {self.message_offsets} (each receiver sums "

@@ -125,6 +125,8 @@ def test_a_run_that_learns_masses_writes_them_and_reads_its_equations_from_fille
     assert lines[0] == "identity,sim,particle,snapshots,m" and len(lines) == 161
     untrained = [line for line in lines[1:] if line.split(",")[3] == "0"]
     assert len(untrained) == learned["untrained"] and all(line.endswith(",1.0") for line in untrained)
+    few = [line for line in lines[1:] if 0 < int(line.split(",")[3]) < 10]
+    assert learned["poorly_fixed"] == {"count": len(few), "below_snapshots": 10}
     model, (train, val, test) = eqlgn.rundir.RunDirectory(tmp_path / "run").model_and_splits()
     assert isinstance(model, GN) and train.meta.learned == [] and (test.masses > 0).all()
     both = np.intersect1d(train.sim_ids, test.sim_ids)  # IQR pruning may empty a simulation's test part
