@@ -11,11 +11,12 @@ Two facts hold for any pair law in an isolated system, and each fixes part of wh
   ``F_ij`` per pair. Solved per snapshot (:func:`pair_forces`, least squares of minimum norm),
   the sign of ``F_ij`` is the sign of ``q_i q_j`` times the law's own sign, so the charges' signs
   follow, up to the flip of all of them that the law leaves free (:func:`charge_signs`). In 2D
-  with 4 particles the snapshot fixes the six magnitudes only up to one self-stress (its
-  equations have rank 5), so each pair's sign is a vote over snapshots, each weighted by the
-  pair's share of the snapshot's force, and the charges are read along the spanning tree of
-  the most decided pairs (measured in docs/results.md, "Charges nobody measured"). In 3D with 4
-  particles, and for 3 particles in 2D, the magnitudes are exact.
+  with 4 particles the snapshot fixes the six magnitudes only up to one self-stress (8
+  equations, 3 of them momentum and angular momentum), so the signs come from a vote over
+  snapshots, then from a search over each simulation's sign patterns against one pair law
+  ``q_i q_j f(r)`` read from the data, the self-stresses left free (measured in docs/results.md,
+  "Charges nobody measured"). In 3D with 4 particles, and for 3 particles in 2D, the magnitudes
+  are exact.
 """
 
 from __future__ import annotations

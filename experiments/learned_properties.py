@@ -39,8 +39,9 @@ class Match:
     signs_right: float | None = None
 
 
-def compare(run: Path, truth_paths: list[Path]) -> dict[str, Match]:
-    """``{property: Match}`` for each property the run learned."""
+def compare(run: Path, truth_paths: list[Path], min_snapshots: int = 1) -> dict[str, Match]:
+    """``{property: Match}`` for each property the run learned, over the identities seen in at least
+    ``min_snapshots`` training snapshots (``untrained`` counts the others)."""
     truth = eqlgn.load_trajectories(truth_paths)
     by_place = {}
     for snapshot in np.unique(truth.sim_ids, return_index=True)[1]:
@@ -54,7 +55,7 @@ def compare(run: Path, truth_paths: list[Path]) -> dict[str, Match]:
     for name, column in (("m", 0), ("q", 1)):
         if name not in rows[0]:
             continue
-        seen = [r for r in rows if int(r["snapshots"]) > 0]
+        seen = [r for r in rows if int(r["snapshots"]) >= max(min_snapshots, 1)]
         learned = np.array([float(r[name]) for r in seen])
         true = np.array([by_place[int(r["sim"]), int(r["particle"])][column] for r in seen])
         groups = np.array([int(r["sim"]) for r in seen]) if name == "q" and identity == "particle" else None
@@ -68,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("truth", nargs="+", type=Path)
+    parser.add_argument("--min-snapshots", type=int, default=1,
+                        help="compare only identities seen in at least this many training snapshots (the run's "
+                             "poorly fixed ones have fewer than 10)")
     args = parser.parse_args(argv)
-    for name, match in compare(args.run, args.truth).items():
+    for name, match in compare(args.run, args.truth, args.min_snapshots).items():
         what = "log-R² after one global factor" if name == "m" else "R² after a factor and a sign"
         print(f"{args.run} {name}: {what} {match.agreement:.4f} over {match.compared} identities (particles or "
-              f"species; {match.untrained} never trained)")
+              f"species; {match.untrained} seen in fewer than {max(args.min_snapshots, 1)} training snapshots)")
         if match.mass_errors is not None:
             print(f"  after the median factor: median abs log error {match.mass_errors.median_log_error:.3g}, "
                   f"{match.mass_errors.within_10_percent:.1%} within 10 %")
