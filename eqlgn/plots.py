@@ -1,4 +1,4 @@
-"""Matplotlib figures: message sparsity, message-vs-force scatter, loss curves, judge coverage.
+"""Matplotlib figures: message sparsity, message-vs-force scatter, loss curves, judge coverage, learned properties.
 
 Every function writes a PNG (atomically) and returns its path; the Agg backend is used,
 so no display is needed.
@@ -140,4 +140,35 @@ def plot_judge_coverage(data, path: str | os.PathLike, title: str = "") -> Path:
     right.axvspan(*LOG_MASS_RANGE, color="tab:orange", alpha=0.2)
     right.set_xlabel("ln m")
     fig.suptitle(title or f"where the data lie relative to the judge's states ({data.meta.law} {data.dim}D)")
+    return _save(fig, path)
+
+
+def plot_learned_properties(values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+                            path: str | os.PathLike, title: str = "") -> Path:
+    """Learned against true values, one panel per property, up to what the law leaves free.
+
+    ``values`` maps ``"m"``/``"q"`` to ``(learned, truth, groups)``. Masses: ``log m`` after the one global
+    factor (the mean log ratio). Charges: after the best common factor, the truth's sign flipped per group
+    (simulation; ``None``: one sign for all) where the learned ones are flipped."""
+    from .properties import agreement, flipped_to
+
+    plt = _figure()
+    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 4), squeeze=False)
+    for ax, (name, (learned, truth, groups)) in zip(axes[0], values.items()):
+        learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+        if name == "m":
+            x, y = np.log(truth), np.log(learned)
+            y = y - (y - x).mean()
+            label, score = "log m", f"log-R² {agreement(learned, truth, 'm'):.4f}"
+        else:
+            x = flipped_to(learned, truth, groups if groups is not None else np.zeros(len(truth)))
+            y = learned * (x @ x) / max(float(learned @ x), 1e-300)
+            label, score = "q", f"R² {agreement(learned, truth, 'q', groups):.4f}"
+        ax.plot(x, y, ".", markersize=3, alpha=0.5)
+        low, high = min(x.min(), y.min()), max(x.max(), y.max())
+        ax.plot([low, high], [low, high], "k--", linewidth=0.8)
+        ax.set_xlabel(f"true {label}")
+        ax.set_ylabel(f"learned {label} (up to the law's symmetry)")
+        ax.set_title(f"{len(x)} identities: {score}")
+    fig.suptitle(title or "learned properties against the truth")
     return _save(fig, path)

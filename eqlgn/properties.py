@@ -200,12 +200,19 @@ def agreement(learned: np.ndarray, truth: np.ndarray, name: str, groups: np.ndar
         residual = (a - a.mean()) - (b - b.mean())
         return float(1 - residual.var() / b.var())
     if groups is not None:
-        truth = truth.copy()
-        for group in np.unique(groups):
-            here = groups == group
-            truth[here] *= 1.0 if learned[here] @ truth[here] >= 0 else -1.0
+        truth = flipped_to(learned, truth, groups)
     scale = float(learned @ truth / (truth @ truth))
     return float(1 - np.sum((learned - scale * truth) ** 2) / np.sum((learned - learned.mean()) ** 2))
+
+
+def flipped_to(learned: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The true charges with each group's sign flipped where that matches the learned ones better (the flip the
+    law leaves free)."""
+    truth = np.array(truth, dtype=np.float64)
+    for group in np.unique(groups):
+        here = groups == group
+        truth[here] *= 1.0 if learned[here] @ truth[here] >= 0 else -1.0
+    return truth
 
 
 def signs_right(learned: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> float:

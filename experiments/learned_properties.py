@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import eqlgn
+from eqlgn.plots import plot_learned_properties
 from eqlgn.properties import MassErrors, agreement, signs_right
 
 
@@ -37,6 +38,7 @@ class Match:
     untrained: int
     mass_errors: MassErrors | None = None
     signs_right: float | None = None
+    values: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None  # learned, truth, simulation or None
 
 
 def compare(run: Path, truth_paths: list[Path], min_snapshots: int = 1) -> dict[str, Match]:
@@ -61,7 +63,8 @@ def compare(run: Path, truth_paths: list[Path], min_snapshots: int = 1) -> dict[
         groups = np.array([int(r["sim"]) for r in seen]) if name == "q" and identity == "particle" else None
         errors = MassErrors.of(learned, true) if name == "m" else None
         signs = signs_right(learned, true, groups) if groups is not None else None
-        out[name] = Match(agreement(learned, true, name, groups), len(seen), len(rows) - len(seen), errors, signs)
+        out[name] = Match(agreement(learned, true, name, groups), len(seen), len(rows) - len(seen), errors, signs,
+                          (learned, true, groups))
     return out
 
 
@@ -72,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-snapshots", type=int, default=1,
                         help="compare only identities seen in at least this many training snapshots (the run's "
                              "poorly fixed ones have fewer than 10)")
+    parser.add_argument("--plot", type=Path, default=None, help="write learned against true values to this PNG")
     args = parser.parse_args(argv)
-    for name, match in compare(args.run, args.truth, args.min_snapshots).items():
+    found = compare(args.run, args.truth, args.min_snapshots)
+    if args.plot:
+        print(f"figure: {plot_learned_properties({n: m.values for n, m in found.items()}, args.plot, str(args.run))}")
+    for name, match in found.items():
         what = "log-R² after one global factor" if name == "m" else "R² after a factor and a sign"
         print(f"{args.run} {name}: {what} {match.agreement:.4f} over {match.compared} identities (particles or "
               f"species; {match.untrained} seen in fewer than {max(args.min_snapshots, 1)} training snapshots)")

@@ -207,6 +207,12 @@ def test_learn_conditions_withhold_properties_and_the_table_compares_them_with_t
     both, charges, masses = ([cell.strip() for cell in row.split("|")[8:10]] for row in rows)
     assert masses[0] != "–" and masses[1] == "–" and charges[0] == "–" and charges[1].endswith("%)")
     assert "–" not in both
+    from common import trajectory_file
+    from learned_properties import main as compare_main
+
+    figure = tmp_path / "both.png"
+    assert compare_main([str(jobs[2].directory), str(trajectory_file(jobs[2])), "--plot", str(figure)]) == 0
+    assert figure.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_reread_reads_finished_jobs_again_without_retraining(tmp_path):
