@@ -11,7 +11,9 @@ The values have their own learning rate (``TrainConfig.properties``, a parameter
 the run's Adam). Only what the accelerations determine is learned: for gravity the senders'
 masses up to one global factor (the law's constant absorbs it), for Coulomb's law the
 charges up to a factor and a sign (a sign per simulation for per-particle identities: flipping
-every charge of a simulation leaves its forces unchanged).
+every charge of a simulation leaves its forces unchanged); with masses and charges both learned,
+Coulomb's law fixes only ``q_i q_j / m_i``, so each simulation keeps one more factor (``m → c m``,
+``q → √c q``).
 
 **Where they start** (:mod:`eqlgn.property_starts`). Learned together with an unknown law from
 equal starting values, the masses never separate: the network's best first answer is a mass-free
@@ -188,21 +190,41 @@ def properties_table(model: WithProperties, data: ParticleDataset, train: Partic
     return rows
 
 
-def agreement(learned: np.ndarray, truth: np.ndarray, name: str, groups: np.ndarray | None = None) -> float:
+def agreement(learned: np.ndarray, truth: np.ndarray, name: str, groups: np.ndarray | None = None,
+              factors: np.ndarray | None = None) -> float:
     """R² of learned values against the truth up to what the laws leave free: masses up to one global
     factor (R² of ``log m`` after the best common shift), charges up to a factor and a sign (R² of the
     best ``q_learned ≈ a q_true``, ``a`` of either sign) — a sign per group when ``groups`` (e.g. the
     simulation of each value) is given, since flipping every charge of one simulation leaves its
-    forces unchanged."""
+    forces unchanged. ``factors`` (e.g. the simulation of each value) lets each group have its own factor:
+    with masses and charges both learned, Coulomb's law fixes only ``q_i q_j / m_i``, so ``m → c m`` with
+    ``q → √c q`` within one simulation changes nothing."""
     learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     if name == "m":
         a, b = np.log(learned), np.log(truth)
-        residual = (a - a.mean()) - (b - b.mean())
+        residual = _minus_group_means(a - b, factors)
         return float(1 - residual.var() / b.var())
     if groups is not None:
         truth = flipped_to(learned, truth, groups)
-    scale = float(learned @ truth / (truth @ truth))
-    return float(1 - np.sum((learned - scale * truth) ** 2) / np.sum((learned - learned.mean()) ** 2))
+    if factors is None:
+        scaled = truth * float(learned @ truth / (truth @ truth))
+    else:
+        scaled = truth.copy()
+        for group in np.unique(factors):
+            here = factors == group
+            scaled[here] *= float(learned[here] @ truth[here] / max(truth[here] @ truth[here], 1e-300))
+    return float(1 - np.sum((learned - scaled) ** 2) / np.sum((learned - learned.mean()) ** 2))
+
+
+def _minus_group_means(values: np.ndarray, groups: np.ndarray | None, centre=np.mean) -> np.ndarray:
+    """``values`` less their ``centre`` (mean, median) over all, or within each group."""
+    if groups is None:
+        return values - centre(values)
+    out = values.copy()
+    for group in np.unique(groups):
+        here = groups == group
+        out[here] -= centre(values[here])
+    return out
 
 
 def flipped_to(learned: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -241,11 +263,11 @@ class MassErrors:
     particles: int
 
     @classmethod
-    def of(cls, learned: np.ndarray, truth: np.ndarray) -> MassErrors:
+    def of(cls, learned: np.ndarray, truth: np.ndarray, factors: np.ndarray | None = None) -> MassErrors:
+        """``factors``: a factor per group (e.g. simulation) instead of one (:func:`agreement`)."""
         learned, truth = np.asarray(learned, dtype=np.float64), np.asarray(truth, dtype=np.float64)
         if learned.shape != truth.shape or learned.size == 0 or (learned <= 0).any() or (truth <= 0).any():
             raise ValueError("masses to compare must be positive and of one shape: clip or drop the others first")
-        error = np.log(learned) - np.log(truth)
-        error = np.abs(error - np.median(error))
-        return cls(agreement(learned, truth, "m"), float(np.median(error)),
+        error = np.abs(_minus_group_means(np.log(learned) - np.log(truth), factors, np.median))
+        return cls(agreement(learned, truth, "m", factors=factors), float(np.median(error)),
                    float(np.mean(error <= np.log(1.1))), int(learned.size))

@@ -6,7 +6,8 @@
 trajectory files with the true ``m`` (and ``q``) columns, read in the same order (the run's
 ``data_source.paths``), so that simulations are numbered alike. Prints, per learned property,
 the agreement (``eqlgn.properties.agreement``: log-R² after one global factor for masses, R²
-after a factor and a sign for charges — a sign per simulation for per-particle charges) over the
+after a factor and a sign for charges — a sign per simulation for per-particle charges, and a
+factor per simulation for both where both are learned per particle) over the
 particles or species that training saw, and how many it did not see; for masses also the median
 ``|log(m_learned / m_true)|`` and the fraction within 10 % (``eqlgn.properties.MassErrors``), which
 one badly fixed simulation does not decide as it can decide a log-R².
@@ -39,6 +40,7 @@ class Match:
     mass_errors: MassErrors | None = None
     signs_right: float | None = None
     values: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None  # learned, truth, simulation or None
+    per_simulation: bool = False  # compared up to a factor per simulation (masses and charges both learned)
 
 
 def compare(run: Path, truth_paths: list[Path], min_snapshots: int = 1) -> dict[str, Match]:
@@ -60,11 +62,13 @@ def compare(run: Path, truth_paths: list[Path], min_snapshots: int = 1) -> dict[
         seen = [r for r in rows if int(r["snapshots"]) >= max(min_snapshots, 1)]
         learned = np.array([float(r[name]) for r in seen])
         true = np.array([by_place[int(r["sim"]), int(r["particle"])][column] for r in seen])
-        groups = np.array([int(r["sim"]) for r in seen]) if name == "q" and identity == "particle" else None
-        errors = MassErrors.of(learned, true) if name == "m" else None
+        sims = np.array([int(r["sim"]) for r in seen]) if identity == "particle" else None
+        groups = sims if name == "q" else None  # a sign per simulation
+        factors = sims if {"m", "q"} <= set(rows[0]) else None  # m -> c m, q -> sqrt(c) q per simulation
+        errors = MassErrors.of(learned, true, factors) if name == "m" else None
         signs = signs_right(learned, true, groups) if groups is not None else None
-        out[name] = Match(agreement(learned, true, name, groups), len(seen), len(rows) - len(seen), errors, signs,
-                          (learned, true, groups))
+        out[name] = Match(agreement(learned, true, name, groups, factors), len(seen), len(rows) - len(seen), errors,
+                          signs, (learned, true, groups), factors is not None)
     return out
 
 
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"figure: {plot_learned_properties({n: m.values for n, m in found.items()}, args.plot, str(args.run))}")
     for name, match in found.items():
         what = "log-R² after one global factor" if name == "m" else "R² after a factor and a sign"
+        if match.per_simulation:
+            what = what.replace("one global factor", "a factor") + " per simulation (both learned)"
         print(f"{args.run} {name}: {what} {match.agreement:.4f} over {match.compared} identities (particles or "
               f"species; {match.untrained} seen in fewer than {max(args.min_snapshots, 1)} training snapshots)")
         if match.mass_errors is not None:

@@ -89,21 +89,23 @@ def table(jobs: list[Job], conditions: list[str]) -> str:
 def properties_table(jobs: list[Job]) -> str:
     """One row per finished ``learn-…`` job: the verdict and each learned property's agreement with the truth
     (masses: log-R² after one global factor and the share within 10 %; charges: R² after a factor and a sign per
-    simulation, and the share of simulations whose charges all have the right sign up to that flip)."""
+    simulation, and the share of simulations whose charges all have the right sign up to that flip; with both
+    learned per particle, a factor per simulation: ``experiments/learned_properties.py``)."""
     lines = ["| law | dim | n | route | condition | seed | law recovered | masses: log-R² (within 10 %) "
-             "| charges: R² (simulations with every sign right) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| charges: R² (simulations with every sign right) | up to |", "|---|---|---|---|---|---|---|---|---|---|"]
     for job in sorted(jobs, key=lambda j: (j.law, j.condition, j.route, j.seed)):
         if job.condition not in LEARN_CONDITIONS or verdict(job) is None:
             continue
         found = compare(job.directory, [trajectory_file(job)])
         cells = {"m": "–", "q": "–"}
+        scope = "a factor per simulation" if any(m.per_simulation for m in found.values()) else "one factor"
         if "m" in found:
             cells["m"] = f"{found['m'].agreement:.4f} ({found['m'].mass_errors.within_10_percent:.0%})"
         if "q" in found:
             signs = found["q"].signs_right
             cells["q"] = f"{found['q'].agreement:.3f} ({'–' if signs is None else f'{signs:.0%}'})"
         lines.append(f"| {job.law} | {job.dim} | {job.n} | {job.route} | {job.condition} | {job.seed} | "
-                     f"{'yes' if verdict(job) else 'no'} | {cells['m']} | {cells['q']} |")
+                     f"{'yes' if verdict(job) else 'no'} | {cells['m']} | {cells['q']} | {scope} |")
     return "\n".join(lines) + "\n"
 
 

@@ -41,6 +41,13 @@ def test_agreement_forgives_what_the_law_leaves_free():
     flipped = np.array([1.0, -1.0, 1.0, -1.0])  # the second simulation's charges all flipped
     assert agreement(flipped, charges, "q") < 0.5
     assert agreement(flipped, charges, "q", groups=np.array([0, 0, 1, 1])) == pytest.approx(1.0)
+    sims = np.array([0, 0, 1, 1])  # both learned: m -> c m and q -> sqrt(c) q within a simulation change nothing
+    masses, both = truth * np.array([1, 1, 9, 9]), flipped * np.array([1, 1, 3, 3])
+    assert agreement(masses, truth, "m") < 0.9 and agreement(masses, truth, "m", factors=sims) == pytest.approx(1.0)
+    assert agreement(both, charges, "q", sims) < 0.9
+    assert agreement(both, charges, "q", sims, factors=sims) == pytest.approx(1.0)
+    assert MassErrors.of(masses, truth, factors=sims).within_10_percent == 1.0
+    assert MassErrors.of(masses, truth).within_10_percent == 0.0  # one factor: every particle off by 3x
 
 
 def test_mass_errors_per_particle_are_not_decided_by_one_outlier():
