@@ -84,19 +84,20 @@ def _momentum_solutions(data: ParticleDataset) -> list[tuple[np.ndarray, np.ndar
 
 
 def pair_forces(data: ParticleDataset, masses: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Central pair forces from ``m_i a_i`` per snapshot: ``(forces [S, P], free [S, P, P])``.
+    """Central pair forces from ``m_i a_i`` per snapshot: ``(forces [S, P], free [S, P, K])``.
 
     ``forces`` is the signed magnitude within each pair ``i < j`` (``numpy.triu_indices`` order; positive
     pushes the two apart) of least squares' minimum-norm solution; ``free`` holds, per snapshot, an
-    orthonormal basis of the magnitudes the accelerations do not fix (self-stresses; zero columns where
-    fixed): every ``forces + free @ λ`` gives the same accelerations. ``masses [S, n]`` default to the data's
-    (pass :func:`inertial_masses`' where the masses are learned: one factor per simulation)."""
+    orthonormal basis of the ``K`` (at most) directions the accelerations do not fix (self-stresses; zero
+    columns where fewer are free; float32): every ``forces + free @ λ`` gives the same accelerations.
+    ``masses [S, n]`` default to the data's (pass :func:`inertial_masses`' where the masses are learned: one
+    factor per simulation)."""
     n, dim = data.n_particles, data.dim
     i, j = np.triu_indices(n, 1)
     pairs = np.arange(len(i))
     positions = data.positions.astype(np.float64)
     weighted = (data.masses if masses is None else masses).astype(np.float64)[..., None] * data.accelerations
-    forces, free = np.empty((len(data), len(i))), np.zeros((len(data), len(i), len(i)))
+    forces, free = np.empty((len(data), len(i))), []
     for first in range(0, len(data), CHUNK):
         rows = slice(first, first + CHUNK)
         unit = positions[rows, i] - positions[rows, j]  # [s, P, D]
@@ -111,8 +112,10 @@ def pair_forces(data: ParticleDataset, masses: np.ndarray | None = None) -> tupl
         inverse = np.where(fixed, 1.0 / np.maximum(values, 1e-300), 0.0)[:, : s.shape[1]]
         forces[rows] = np.einsum("skp,sk,sqk,sq->sp", vt[:, : s.shape[1]], inverse, u[..., : s.shape[1]],
                                  weighted[rows].reshape(len(unit), -1))
-        free[rows] = vt.transpose(0, 2, 1) * ~fixed[:, None, :]
-    return forces, free
+        width = int((~fixed).sum(axis=1).max())  # the free directions are the last rows of vt
+        free.append((vt[:, len(i) - width:].transpose(0, 2, 1) * ~fixed[:, None, len(i) - width:]).astype(np.float32))
+    width = max(block.shape[2] for block in free)
+    return forces, np.concatenate([np.pad(block, ((0, 0), (0, 0), (width - block.shape[2], 0))) for block in free])
 
 
 def charge_signs(data: ParticleDataset, rounds: int = 3) -> np.ndarray:
@@ -166,7 +169,7 @@ def charge_signs(data: ParticleDataset, rounds: int = 3) -> np.ndarray:
 
 def _misfit(forces: np.ndarray, free: np.ndarray, shapes: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``[K]`` weighted residual of ``forces [s, P]`` against ``α · shapes[k]`` (the best ``α ≥ 0`` for each
-    ``k``), each snapshot's self-stresses (``free [s, P, P]``) projected out."""
+    ``k``), each snapshot's self-stresses (``free [s, P, F]``) projected out."""
     def project(x):  # the part of x the accelerations fix: x − free freeᵀ x
         return x - np.einsum("spq,...sq->...sp", free, np.einsum("spq,...sp->...sq", free, x))
 
