@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .derivatives import METHODS as DERIVATIVE_METHODS
+from .derivatives import RUN_DEFAULT as DERIVATIVE_DEFAULT
 from .errors import EqlgnError
 
 
@@ -147,9 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your data instead of a simulation: an eqlgn dataset .npz, or trajectory files and folders of "
                         "them (.csv long format sim,t,particle,x,y[,z][,q][,m][,species], simulations of any "
                         "lengths; .npz positions/times[/masses]); dim and n come from them")
-    p.add_argument("--derivative", default="central", choices=list(DERIVATIVE_METHODS),
-                   help="how accelerations are estimated from trajectory positions (default central; savgol for "
-                        "noisy positions; auto: the Savitzky-Golay window chosen from the data's own noise)")
+    p.add_argument("--derivative", default=DERIVATIVE_DEFAULT, choices=list(DERIVATIVE_METHODS),
+                   help="how accelerations are estimated from trajectory positions (default auto: the "
+                        "Savitzky-Golay window chosen from the data's own noise, central differences on clean "
+                        "data; central; savgol with --window)")
     p.add_argument("--window", type=int, default=7,
                    help="Savitzky-Golay window in snapshots (odd; default 7; with --derivative savgol)")
     p.add_argument("--learn", nargs="+", default=None, choices=["m", "q"],

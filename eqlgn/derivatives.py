@@ -44,6 +44,9 @@ import numpy as np
 from .errors import ConfigError, DatasetError, unknown_name
 
 METHODS = ("central", "savgol", "auto")
+# what a run uses on position data unless told otherwise: on clean data it picks central differences or windows of
+# 3-5, and under position noise it is the estimator that recovers the laws (docs/results.md, "Position noise")
+RUN_DEFAULT = "auto"
 MAX_WINDOW = 51
 ORDER = 3  # the polynomial order of the Savitzky-Golay estimators (2 and 3 give the same second derivative)
 SIXTH_DIFFERENCE_VARIANCE = 924.0  # C(12, 6): variance of the sixth difference of unit white noise

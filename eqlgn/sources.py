@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import ParticleDataset
+from .derivatives import RUN_DEFAULT
 from .errors import DatasetError
 from .simulator import SimulationConfig, simulate
 
@@ -31,14 +32,14 @@ class DataSource:
         paths: an eqlgn dataset file alone, or trajectory files and folders of them
             (:func:`eqlgn.trajectories.load_trajectories`); one path may be given as a string.
         derivative: how accelerations are estimated from trajectory positions
-            (``central``, ``savgol`` or ``auto``; ignored for datasets).
+            (``central``, ``savgol`` or ``auto``, the default; ignored for datasets).
         window: Savitzky-Golay window in snapshots.
         learn: particle properties to learn even where the files give them
             (:func:`eqlgn.trajectories.load_trajectories`; masses they do not give are learned anyway).
     """
 
     paths: tuple[str, ...]
-    derivative: str = "central"
+    derivative: str = RUN_DEFAULT
     window: int = 7
     learn: tuple[str, ...] = ()
 
@@ -63,7 +64,7 @@ class DataSource:
 
 
 def load_data(paths: str | os.PathLike | Sequence[str | os.PathLike], law: str | None = None,
-              derivative: str = "central", window: int = 7, learn: Sequence[str] = ()) -> ParticleDataset:
+              derivative: str = RUN_DEFAULT, window: int = 7, learn: Sequence[str] = ()) -> ParticleDataset:
     """Users' data: an eqlgn dataset (``.npz`` with ``nodes``) or trajectory files (CSV / npz positions, folders).
 
     ``law``, when given, names the force law of trajectory data (for the judge); a dataset

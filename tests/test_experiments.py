@@ -198,20 +198,20 @@ def test_learn_conditions_withhold_properties_and_the_table_compares_them_with_t
     from robustness import properties_table
 
     jobs = [Job(law, 2, 3, "eql", 0, str(tmp_path), steps=10, sims=10, condition=condition)
-            for law, condition in (("r2", "learn-m"), ("charge", "learn-q"), ("charge", "learn-mq"))]
-    assert [r["status"] for r in run_grid(jobs)] == ["done"] * 3
+            for law, condition in (("r2", "learn-m"), ("charge", "learn-mq"))]
+    assert [r["status"] for r in run_grid(jobs)] == ["done"] * 2
     learned = [json.loads((j.directory / "result.json").read_text())["data"]["learned"]["properties"] for j in jobs]
-    assert learned == [["m"], ["q"], ["m", "q"]]
+    assert learned == [["m"], ["m", "q"]]
     rows = properties_table(jobs).splitlines()[2:]
-    assert [row.split(" | ")[4] for row in rows] == ["learn-mq", "learn-q", "learn-m"]
-    both, charges, masses = ([cell.strip() for cell in row.split("|")[8:10]] for row in rows)
-    assert masses[0] != "–" and masses[1] == "–" and charges[0] == "–" and charges[1].endswith("%)")
-    assert "–" not in both
+    assert [row.split(" | ")[4] for row in rows] == ["learn-mq", "learn-m"]
+    both, masses = ([cell.strip() for cell in row.split("|")[8:11]] for row in rows)
+    assert masses[0] != "–" and masses[1] == "–" and masses[2] == "one factor"
+    assert "–" not in both[:2] and both[1].endswith("%)") and both[2] == "a factor per simulation"
     from common import trajectory_file
     from learned_properties import main as compare_main
 
     figure = tmp_path / "both.png"
-    assert compare_main([str(jobs[2].directory), str(trajectory_file(jobs[2])), "--plot", str(figure)]) == 0
+    assert compare_main([str(jobs[1].directory), str(trajectory_file(jobs[1])), "--plot", str(figure)]) == 0
     assert figure.read_bytes()[:4] == b"\x89PNG"
 
 
