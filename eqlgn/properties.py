@@ -250,7 +250,8 @@ def signs_right(learned: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> f
 
 @dataclass(frozen=True)
 class MassErrors:
-    """Learned masses against the true ones after the one global factor the laws leave free.
+    """Learned masses against the true ones after the one global factor the laws leave free (one per simulation
+    where charges are learned too: :meth:`of`'s ``factors``).
 
     ``log_r2`` is :func:`agreement` (one large error moves it a lot); the other two are per particle,
     after the median log ratio (the robust common factor): the median ``|log(m_learned / m_true)|``
