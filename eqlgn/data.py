@@ -75,6 +75,7 @@ class DatasetMeta:
             identities (see the module docstring).
         identity: what an identity names: ``"particle"`` (of one simulation) or ``"species"``.
         identities: how many identities there are.
+        species: with ``identity == "species"``, the label of each identity (the files' ``species`` column).
     """
 
     law: str | None
@@ -97,6 +98,7 @@ class DatasetMeta:
     learned: list[str] = field(default_factory=list)
     identity: str | None = None
     identities: int = 0
+    species: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.feature_names and self.dim in (2, 3):
@@ -119,6 +121,8 @@ class DatasetMeta:
         if self.learned and (self.identity not in IDENTITIES or self.identities < 1):
             raise DatasetError(f"a dataset with learned properties needs identity in {IDENTITIES} and identities "
                                f">= 1, got {self.identity!r} and {self.identities}")
+        if self.species and len(self.species) != self.identities:
+            raise DatasetError(f"dataset names {len(self.species)} species for {self.identities} identities")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DatasetMeta:

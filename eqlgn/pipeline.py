@@ -7,6 +7,8 @@ simulated once and cached (``cache_dir``), keyed by their config.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import time
 from collections.abc import Sequence
@@ -259,9 +261,11 @@ def _write_properties(model, data: ParticleDataset | None, train: ParticleDatase
     if not isinstance(model, WithProperties):
         return None
     rows = properties_table(model, data if data is not None else train, train)
-    columns = list(rows[0])
-    text = ",".join(columns) + "\n" + "".join(",".join(repr(r[c]) for c in columns) + "\n" for r in rows)
-    atomic_write_text(directory.file(PROPERTIES_FILE), text)
+    text = io.StringIO()  # csv quotes a species label that needs it; numbers print as repr does
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(directory.file(PROPERTIES_FILE), text.getvalue())
     meta = train.meta
     return {"properties": list(meta.learned), "identity": meta.identity, "identities": meta.identities,
             "untrained": sum(r["snapshots"] == 0 for r in rows),

@@ -161,7 +161,7 @@ def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
 def fill(data: ParticleDataset, properties: LearnedProperties) -> ParticleDataset:
     """The dataset with its learned properties' values in place of identities (``meta.learned`` emptied)."""
     nodes = properties(torch.as_tensor(data.nodes, device=next(properties.parameters()).device)).cpu().numpy()
-    meta = replace(data.meta, learned=[], identity=None, identities=0)
+    meta = replace(data.meta, learned=[], identity=None, identities=0, species=[])
     return ParticleDataset(nodes, data.accelerations, data.sim_ids, data.times, meta)
 
 
@@ -174,8 +174,8 @@ def bake(model: GraphNetwork, *datasets: ParticleDataset) -> tuple[GraphNetwork,
 
 def properties_table(model: WithProperties, data: ParticleDataset, train: ParticleDataset) -> list[dict]:
     """One row per identity of ``data`` (the whole dataset): ``identity``, where it first occurs (``sim``,
-    ``particle``), ``snapshots`` (training snapshots that show it; 0: never trained, its value is
-    the initial one) and each learned value."""
+    ``particle``), its ``species`` label where the data have species, ``snapshots`` (training snapshots that
+    show it; 0: never trained, its value is the initial one) and each learned value."""
     properties = model.properties
     values = {name: properties.values(name).detach().cpu().numpy() for name in properties.learned}
     first_name = properties.learned[0]  # every learned column holds the same identities
@@ -184,7 +184,8 @@ def properties_table(model: WithProperties, data: ParticleDataset, train: Partic
     snapshot, particle = np.unravel_index(np.unique(ids.ravel(), return_index=True)[1], ids.shape)
     rows = []
     for identity, (s, p) in zip(np.unique(ids.ravel()), zip(snapshot, particle)):
-        rows.append({"identity": int(identity), "sim": int(data.sim_ids[s]), "particle": int(p),
+        species = {"species": data.meta.species[identity]} if data.meta.species else {}
+        rows.append({"identity": int(identity), "sim": int(data.sim_ids[s]), "particle": int(p), **species,
                      "snapshots": int(seen[identity]), **{name: float(values[name][identity])
                                                          for name in properties.learned}})
     return rows

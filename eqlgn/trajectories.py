@@ -107,7 +107,7 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
             raise DatasetError(f"{sim.name} has {sim.positions.shape[1]} particle(s) but {first.name} has {n}; a GN "
                                "graph has one particle count: put simulations with other counts in another run")
     learned = _learned(simulations, learn)
-    identities, identity, count = _identities(simulations, learned)
+    identities, identity, count, species = _identities(simulations, learned)
     for sim in simulations:
         if "m" not in learned and (sim.masses <= 0).any():
             raise DatasetError(f"{sim.name}: masses must be positive, got {sim.masses.min():g}")
@@ -143,7 +143,7 @@ def from_simulations(simulations: Sequence[Simulation], law: str | None = None, 
     charge_values = [] if "q" in learned else sorted({float(q) for node in nodes for q in node[0, :, layout.charge]})
     meta = DatasetMeta(law=law, dim=d, n_particles=n, dt=dt, softening=0.0, sims=len(simulations),
                        integrator="trajectory file", derivatives=label, charge_choices=charge_values,
-                       learned=list(learned), identity=identity, identities=count)
+                       learned=list(learned), identity=identity, identities=count, species=species)
     return ParticleDataset(np.concatenate(nodes), np.concatenate(accelerations), np.concatenate(sim_ids),
                            np.concatenate(times), meta)
 
@@ -164,8 +164,10 @@ def _learned(simulations: Sequence[Simulation], learn: Sequence[str]) -> tuple[s
     return tuple(p for p in LEARNABLE if p in out)
 
 
-def _identities(simulations: Sequence[Simulation], learned: tuple[str, ...]) -> tuple[list, str | None, int]:
-    """Per simulation, each particle's identity ``[n]`` (floats); what they name; how many there are.
+def _identities(simulations: Sequence[Simulation], learned: tuple[str, ...]
+                ) -> tuple[list, str | None, int, list[str]]:
+    """Per simulation, each particle's identity ``[n]`` (floats); what they name; how many there are; the species
+    label of each identity (empty for per-particle identities).
 
     Species labels name one identity each; a species whose given mass or charge differs
     between particles is refused, naming the simulation.
@@ -178,15 +180,15 @@ def _identities(simulations: Sequence[Simulation], learned: tuple[str, ...]) -> 
     if all(with_species):
         _check_species(simulations)
     if not learned:
-        return [None] * len(simulations), None, 0
+        return [None] * len(simulations), None, 0, []
     if all(with_species):
         labels = sorted({label for sim in simulations for label in sim.species})
         index = {label: i for i, label in enumerate(labels)}
         return [np.array([index[label] for label in sim.species], dtype=float) for sim in simulations], \
-            "species", len(labels)
+            "species", len(labels), [str(label) for label in labels]
     n = simulations[0].positions.shape[1]
     return [np.arange(i * n, (i + 1) * n, dtype=float) for i in range(len(simulations))], "particle", \
-        n * len(simulations)
+        n * len(simulations), []
 
 
 def _check_species(simulations: Sequence[Simulation]) -> None:

@@ -11,7 +11,15 @@ import torch
 import eqlgn
 from eqlgn.cli import main
 from eqlgn.models import GN, NodeMLP
-from eqlgn.properties import LearnedProperties, MassErrors, WithProperties, agreement, bake, signs_right
+from eqlgn.properties import (
+    LearnedProperties,
+    MassErrors,
+    WithProperties,
+    agreement,
+    bake,
+    properties_table,
+    signs_right,
+)
 from eqlgn.property_starts import inertial_masses
 from eqlgn.sources import DataSource, split_in_time
 from eqlgn.symbolic_edge import SymbolicEdge
@@ -29,6 +37,25 @@ def test_the_table_fills_each_identitys_value_and_learns_from_the_loss():
     assert torch.equal(filled[..., :4], nodes[..., :4])
     filled[..., 4:].sum().backward()
     assert table.log_mass.grad.tolist() == pytest.approx([1.0, 0.0, 4.0]) and table.charge.grad.tolist() == [1, 0, 1]
+
+
+def test_the_table_names_the_species_of_each_learned_value(tmp_path):
+    """A species column (positions only, masses learned per species): properties.csv's rows carry the labels."""
+    data = eqlgn.simulate("spring", 2, 3, 4, seed=0, steps=50, progress=False)
+    lines = save_trajectories(data, tmp_path / "t.csv").read_text().splitlines()
+    names = ["ion", "grain", "dust, fine"]  # a label that needs quoting in CSV
+    rows = [",".join(line.split(",")[:5]) + f',"{names[int(line.split(",")[2])]}"' for line in lines[1:]]
+    path = tmp_path / "species.csv"
+    path.write_text("\n".join(["sim,t,particle,x,y,species", *rows]) + "\n")
+    read = eqlgn.load_trajectories(path, law="spring")
+    assert (read.meta.learned, read.meta.identity, read.meta.species) == (["m"], "species",
+                                                                        ["dust, fine", "grain", "ion"])
+    network = GN(SymbolicEdge(["dx", "dy"], 2, 2), NodeMLP(6, 2, 2, 8, 1), "bottleneck")
+    model = WithProperties(network, LearnedProperties(2, ("m",), read.meta.identities))
+    table = properties_table(model, read, read)
+    assert [(row["identity"], row["species"]) for row in table] == [(0, "dust, fine"), (1, "grain"), (2, "ion")]
+    _, (filled,) = bake(model, read)
+    assert filled.meta.species == [] and (filled.masses == 1).all()
 
 
 def test_agreement_forgives_what_the_law_leaves_free():

@@ -252,6 +252,7 @@ def test_species_share_a_learned_value_and_must_agree_on_given_ones(tmp_path):
     rows = [r + f",{'ab'[int(r.split(',')[2])]}" for r in good_rows(sims=3, times=5)]  # particle 0: a, 1: b
     read = load_trajectories(write_csv(tmp_path / "s.csv", rows, "sim,t,particle,x,y,q,m,species"), learn=["q"])
     assert (read.meta.learned, read.meta.identity, read.meta.identities) == (["q"], "species", 2)
+    assert read.meta.species == ["a", "b"]
     np.testing.assert_array_equal(read.identities_of("q")[:, 1], 1.0)
     assert (read.masses[:, 1] == 2).all()  # given masses stay
     clash = rows[:-1] + [rows[-1].replace(",1,2,b", ",1,3,b")]
