@@ -140,9 +140,11 @@ def charge_signs(data: ParticleDataset, rounds: int = 3) -> np.ndarray:
         [np.flatnonzero(data.sim_ids == s) for s in np.unique(data.sim_ids)]
     share = np.abs(forces) / np.maximum(np.abs(forces).sum(axis=1, keepdims=True), 1e-300)
     signs = np.ones(data.meta.identities)
+    places = []  # per group: its rows, its identities, each particle's index among them
     for rows in groups:
         present, local = np.unique(ids[rows], return_inverse=True)
-        local = local.reshape(len(rows), -1)
+        places.append((rows, present, local.reshape(len(rows), -1)))
+    for rows, present, local in places:
         votes = np.zeros((len(present), len(present)))
         np.add.at(votes, (local[:, i], local[:, j]), (np.sign(forces) * share)[rows])
         signs[present] = _tree_signs(votes + votes.T)
@@ -154,11 +156,9 @@ def charge_signs(data: ParticleDataset, rounds: int = 3) -> np.ndarray:
         products = signs[ids[:, i]] * signs[ids[:, j]]
         law = np.array([np.median((forces / products)[bins == b]) if (bins == b).any() else 0.0
                         for b in range(BINS)])
-        for rows in groups:
-            present, local = np.unique(ids[rows], return_inverse=True)
+        for rows, present, local in places:
             if len(present) > PATTERN_LIMIT:
                 continue
-            local = local.reshape(len(rows), -1)
             patterns = np.array([(1, *p) for p in itertools.product((1, -1), repeat=len(present) - 1)])
             misfit = np.concatenate([  # a few patterns at a time: [K, s, P] would not fit for a large species group
                 _misfit(forces[rows], free[rows], chunk[:, local[:, i]] * chunk[:, local[:, j]] * law[bins[rows]],

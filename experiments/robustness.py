@@ -94,7 +94,8 @@ def properties_table(jobs: list[Job]) -> str:
     lines = ["| law | dim | n | route | condition | seed | law recovered | masses: log-R² (within 10 %) "
              "| charges: R² (simulations with every sign right) | up to |", "|---|---|---|---|---|---|---|---|---|---|"]
     for job in sorted(jobs, key=lambda j: (j.law, j.condition, j.route, j.seed)):
-        if job.condition not in LEARN_CONDITIONS or verdict(job) is None:
+        recovered = verdict(job) if job.condition in LEARN_CONDITIONS else None
+        if recovered is None:
             continue
         found = compare(job.directory, [trajectory_file(job)])
         cells = {"m": "–", "q": "–"}
@@ -105,7 +106,7 @@ def properties_table(jobs: list[Job]) -> str:
             signs = found["q"].signs_right
             cells["q"] = f"{found['q'].agreement:.3f} ({'–' if signs is None else f'{signs:.0%}'})"
         lines.append(f"| {job.law} | {job.dim} | {job.n} | {job.route} | {job.condition} | {job.seed} | "
-                     f"{'yes' if verdict(job) else 'no'} | {cells['m']} | {cells['q']} | {scope} |")
+                     f"{'yes' if recovered else 'no'} | {cells['m']} | {cells['q']} | {scope} |")
     return "\n".join(lines) + "\n"
 
 
