@@ -254,9 +254,10 @@ SubsetPath = list[tuple[list[int], float]]
 
 
 SCREENED = 8  # columns whose removal backward elimination scores exactly at each step, after the screen
+BULK_SHARE = 8  # above ``bulk_above`` columns, backward elimination drops 1/BULK_SHARE of them per step
 
 
-def backward_elimination(error: Callable[[list[int]], float], count: int) -> SubsetPath:
+def backward_elimination(error: Callable[[list[int]], float], count: int, bulk_above: int | None = None) -> SubsetPath:
     """Least-squares path from all ``count`` columns down to one, dropping the least useful column each time.
 
     ``error`` scores a set of columns (:func:`held_out_scorer`: fitted on one half of the
@@ -267,12 +268,22 @@ def backward_elimination(error: Callable[[list[int]], float], count: int) -> Sub
     best are scored exactly by ``error``; the column dropped is the exact scores' best, the
     same as scoring all unless rounding moves the best out of the screened few.
 
+    With ``bulk_above`` (and a screen), while more than ``bulk_above`` columns are kept each step
+    drops the ``1/``:data:`BULK_SHARE` of them whose single removals the screen scores best, so
+    a path from K columns costs about ``K³ log K`` operations instead of ``K⁴`` (the path then
+    skips sizes above ``bulk_above``); below it, one column a step as above.
+
     Returns:
         the path from K columns down to 1.
     """
     kept = list(range(count))
     path = [(list(kept), error(kept))]
     screen = getattr(error, "without_each", None)
+    while screen is not None and bulk_above is not None and len(kept) > bulk_above:
+        drop = min(max(1, len(kept) // BULK_SHARE), len(kept) - bulk_above)
+        worst = set(np.argsort(screen(kept), kind="stable")[:drop].tolist())
+        kept = [k for p, k in enumerate(kept) if p not in worst]
+        path.append((kept, error(kept)))
     while len(kept) > 1:
         candidates = [[k for k in kept if k != j] for j in kept]
         if screen is not None and len(kept) > SCREENED:
@@ -351,12 +362,13 @@ def _least_squares(columns: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np.ndarray, floor: float = 0.01,
                  seed: int = 0, max_terms: int = MAX_REFIT_TERMS,
-                 share: float = TERM_SHARE, forward: int = FORWARD_TERMS) -> tuple[sympy.Expr | None, float]:
+                 share: float = TERM_SHARE, forward: int = FORWARD_TERMS,
+                 bulk_above: int | None = None) -> tuple[sympy.Expr | None, float]:
     """Refit the additive terms of ``expanded`` to ``target`` keeping the fewest that explain it (step 4).
 
     :func:`choose_size` picks a model of the backward path; a model of the forward path (up to
     ``forward`` terms; 0: none) replaces it when it has no more terms and no larger held-out
-    error (:func:`dominating`).
+    error (:func:`dominating`). ``bulk_above``: see :func:`backward_elimination` (``None``: one term a step).
 
     Backward elimination with its screen costs a few K×K products per step (3 s on one core at
     K = 294, the monomials of an untrained 2D EQL; scoring every removal, about a minute); a component of
@@ -380,7 +392,7 @@ def sparse_refit(expanded: sympy.Expr, values: dict[str, np.ndarray], target: np
     columns, target = columns[rows], target[rows]
     fit_rows = np.random.default_rng(seed).random(len(target)) < 0.5
     score = held_out_scorer(columns, target, fit_rows)
-    path = backward_elimination(score, len(terms))[::-1]  # 1 term first
+    path = backward_elimination(score, len(terms), bulk_above)[::-1]  # 1 term first
     chosen = path[choose_size([e for _, e in path], floor)]
     kept, held_error = dominating(chosen, forward_selection(score, len(terms), forward))
     coef = _least_squares(columns[:, kept], target)

@@ -44,6 +44,9 @@ from .extraction import expand_component, round_constants, sparse_refit
 from .phases import EQLPhaseSchedule
 
 SELECTION_FACTOR = 2.0  # restarts within this factor of the best validation error compete on complexity
+PENALTY_PATH = (1e-3, 3e-3, 1e-2, 3e-2)
+"""The default L1 coefficients, one per restart in turn (chosen on the Feynman formulas' design seed 1; docs)."""
+REFIT_BULK_ABOVE = 40  # the refit's backward elimination drops terms in bulk above this many (extraction.py)
 
 
 @dataclass(frozen=True)
@@ -58,15 +61,16 @@ class Restart:
 class _Loss(nn.Module):
     """One restart's loss (mean squared error + phase penalties) on a batch: the module stacked and vmap-ed."""
 
-    def __init__(self, eql: EQL):
+    def __init__(self, eql: EQL, penalty: float = 0.0):
         super().__init__()
-        self.eql, self.l1 = eql, 0.0
+        self.eql, self.l1 = eql, 0.0  # l1: 1 in the sparsify phase, else 0 (the phase schedule's switch)
+        self.register_buffer("strength", torch.tensor(float(penalty)))  # this restart's L1 coefficient
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         error = ((self.eql(x) - y) ** 2).mean()
         loss = error + self.eql.penalty(x)
         if self.l1 > 0:
-            loss = loss + self.l1 * self.eql.l1()
+            loss = loss + self.l1 * self.strength * self.eql.l1()
         return loss, error
 
 
@@ -77,7 +81,9 @@ class EQLRegressor:
         units: unit counts per hidden layer, e.g. ``{"identity": 8, "product": 4, "division": 2}``
             (unit names: identity, product, square, sin, division, constant).
         hidden_layers: EQL layers (each product layer doubles the reachable degree).
-        penalty: L1 coefficient on the weights in the sparsify phase.
+        penalty: L1 coefficient on the weights in the sparsify phase; a sequence gives restart ``k`` the
+            ``k % len``-th value (a path of penalties, chosen among like the restarts: on validation error and
+            complexity).
         steps: optimiser steps (Adam, one-cycle learning rate).
         restarts: initialisations trained side by side; the kept one is chosen on validation error and complexity.
         batch_size: rows per step.
@@ -86,6 +92,7 @@ class EQLRegressor:
         warmup: fraction of steps before the L1 penalty starts.
         prune_at: fraction of steps at which small weights are pruned.
         reciprocals: add ``1/x`` of every column whose values share one sign as an input.
+        squares: add the square of every input (``x²``, and ``1/x²`` with ``reciprocals``) as an input.
         floor: relative error below which the refit counts formulas as equally good.
         digits: significant digits of the printed constants.
         random_state: seeds the initialisations, the validation split and the batches.
@@ -93,15 +100,16 @@ class EQLRegressor:
         progress: show a progress bar (default: when stderr is a terminal).
     """
 
-    def __init__(self, units: Mapping[str, int] | None = None, *, hidden_layers: int = 2, penalty: float = 1e-3,
+    def __init__(self, units: Mapping[str, int] | None = None, *, hidden_layers: int = 2,
+                 penalty: float | Sequence[float] = PENALTY_PATH,
                  steps: int = 3000, restarts: int = 8, batch_size: int = 256, max_lr: float = 1e-2,
                  prune_threshold: float = 0.05, warmup: float = 0.25, prune_at: float = 0.9, reciprocals: bool = True,
-                 floor: float = 0.01,
+                 squares: bool = False, floor: float = 0.01,
                  digits: int = 4, random_state: int | None = 0, device: str = "auto", progress: bool | None = None):
         self.units, self.hidden_layers, self.penalty, self.steps = units, hidden_layers, penalty, steps
         self.restarts, self.batch_size, self.max_lr = restarts, batch_size, max_lr
         self.prune_threshold = prune_threshold
-        self.warmup, self.prune_at, self.reciprocals = warmup, prune_at, reciprocals
+        self.warmup, self.prune_at, self.reciprocals, self.squares = warmup, prune_at, reciprocals, squares
         self.floor, self.digits = floor, digits
         self.random_state, self.device, self.progress = random_state, device, progress
 
@@ -154,6 +162,7 @@ class EQLRegressor:
         networks = self._train(inputs, Y, device)
         values = dict(zip(names, X.T))  # the refit chooses terms on half the rows and scores them on the other half
         symbols = [sympy.Symbol(n) for n in names] + [1 / sympy.Symbol(names[j]) for j in self._inverted]
+        symbols += [s**2 for s in symbols] if self.squares else []
         candidates = [_read(network, values, Y, symbols, x_scale=self._x_scale, y_scale=self._y_scale,
                             floor=self.floor, digits=self.digits) for network in networks]
         self.restarts_ = candidates
@@ -165,8 +174,10 @@ class EQLRegressor:
         return self
 
     def _design(self, X: np.ndarray) -> np.ndarray:
-        """The network's inputs: the columns, then the reciprocals of those of one sign."""
-        return np.concatenate([X, 1.0 / X[:, self._inverted]], axis=1)
+        """The network's inputs: the columns, then the reciprocals of those of one sign, then (``squares``) the
+        squares of both."""
+        inputs = np.concatenate([X, 1.0 / X[:, self._inverted]], axis=1)
+        return np.concatenate([inputs, inputs**2], axis=1) if self.squares else inputs
 
     def _check_settings(self) -> None:
         for name in ("steps", "restarts", "batch_size"):
@@ -174,7 +185,19 @@ class EQLRegressor:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.hidden_layers < 0:
             raise ConfigError(f"hidden_layers must be >= 0, got {self.hidden_layers}")
-        EQLPhases(self.penalty, self.warmup, self.prune_at, self.prune_threshold)  # checks the phase settings
+        for penalty in self._penalty_values():
+            EQLPhases(penalty, self.warmup, self.prune_at, self.prune_threshold)  # checks the phase settings
+
+    def _penalty_values(self) -> list[float]:
+        values = [self.penalty] if np.isscalar(self.penalty) else list(self.penalty)
+        if not values:
+            raise ConfigError("penalty needs at least one value")
+        return [float(v) for v in values]
+
+    def _penalties(self) -> list[float]:
+        """Each restart's L1 coefficient."""
+        values = self._penalty_values()
+        return [values[k % len(values)] for k in range(self.restarts)]
 
     def _networks(self, inputs: int, outputs: int) -> list[EQL]:
         networks = []
@@ -188,7 +211,7 @@ class EQLRegressor:
         from tqdm.auto import tqdm
 
         networks = [n.to(device) for n in self._networks(X.shape[1], Y.shape[1])]
-        wrappers = [_Loss(n) for n in networks]
+        wrappers = [_Loss(n, penalty) for n, penalty in zip(networks, self._penalties())]
         params, buffers = stack_module_state(wrappers)
         params = {k: v.detach().requires_grad_() for k, v in params.items()}
         base = _Loss(self._networks(X.shape[1], Y.shape[1])[0]).to("meta")
@@ -197,8 +220,7 @@ class EQLRegressor:
         t = torch.as_tensor(Y / self._y_scale, dtype=torch.float32, device=device)
         optimizer = torch.optim.Adam(params.values(), lr=self.max_lr)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.max_lr, total_steps=self.steps)
-        phases = EQLPhaseSchedule(EQLPhases(self.penalty, self.warmup, self.prune_at, self.prune_threshold),
-                                  self.steps)
+        phases = EQLPhaseSchedule(EQLPhases(1.0, self.warmup, self.prune_at, self.prune_threshold), self.steps)
         generator = torch.Generator().manual_seed(0 if self.random_state is None else self.random_state)
         show = sys.stderr.isatty() if self.progress is None else self.progress
         for step in tqdm(range(self.steps), desc="EQLRegressor", unit="step", disable=not show):
@@ -215,7 +237,7 @@ class EQLRegressor:
             raise ConfigError("training diverged (NaN/inf weights); lower max_lr or use fewer product layers")
         for k, network in enumerate(networks):
             network.load_state_dict({name[len("eql."):]: value.detach()[k] for name, value in
-                                     (params | buffers).items()})
+                                     (params | buffers).items() if name.startswith("eql.")})
             network.eval()
         return networks
 
@@ -302,7 +324,7 @@ def _read(network: EQL, values: dict[str, np.ndarray], Y: np.ndarray, symbols: l
         if expanded == 0:
             expression, error = sympy.Integer(0), 1.0
         else:
-            expression, error = sparse_refit(expanded, values, Y[:, k], floor, seed=0)
+            expression, error = sparse_refit(expanded, values, Y[:, k], floor, seed=0, bulk_above=REFIT_BULK_ABOVE)
             expression = expanded if expression is None else expression
         error = _relative_error(expression, values, Y[:, k]) if not np.isfinite(error) else error
         expressions.append(_whole_numbers(round_constants(expression, digits)))

@@ -285,6 +285,33 @@ def test_every_step_of_the_screened_backward_path_drops_a_best_column():
         assert chosen <= best * (1 + 1e-5) + 1e-12 and chosen == scorer(after)
 
 
+def test_bulk_backward_elimination_drops_an_eighth_a_step_and_keeps_the_planted_columns():
+    """Above ``bulk_above`` columns the path drops 1/8 of them per step (the screen's best), then one a step; on the
+    collinear monomials of an untrained EQL it still keeps the three columns the target is made of."""
+    import itertools
+
+    from eqlgn.equations import SYMBOLS, evaluate
+    from eqlgn.extraction import backward_elimination, held_out_scorer
+
+    rng = np.random.default_rng(5)
+    separation = np.exp(rng.uniform(np.log(0.3), np.log(4.0), 3000))
+    values = {"r": separation, "dx": separation * np.cos(rng.uniform(0, 2 * np.pi, 3000)),
+              "m2": np.exp(rng.uniform(-1, 1, 3000))}
+    base = [SYMBOLS[k] for k in ("dx", "m2")] + [SYMBOLS["r"] ** p for p in (1, -1, -2, -3)]
+    terms = sorted({sympy.Mul(*c) for c in itertools.combinations_with_replacement([sympy.Integer(1)] + base, 3)},
+                   key=sympy.default_sort_key)
+    columns = evaluate(terms, values)
+    planted = sorted(rng.choice(len(terms), 3, replace=False).tolist())
+    target = columns[:, planted] @ np.array([1.5, -0.7, 2.0]) + 1e-4 * rng.standard_normal(3000)
+    scorer = held_out_scorer(columns, target, rng.random(3000) < 0.5)
+    path = backward_elimination(scorer, len(terms), bulk_above=10)
+    sizes = [len(k) for k, _ in path]
+    assert len(terms) == 50 and sizes[-10:] == list(range(10, 0, -1))
+    assert all(0 < a - b <= max(1, a // 8) for a, b in zip(sizes, sizes[1:]))
+    assert len(path) < len(terms) - 10  # bulk steps: fewer models than one column a step
+    assert sorted(path[-3][0]) == planted and path[-3][1] < 1e-3
+
+
 def test_sparse_refit_declines_components_with_too_many_terms():
     from eqlgn.equations import SYMBOLS
     from eqlgn.extraction import sparse_refit

@@ -99,3 +99,25 @@ def test_scikit_learn_parameter_conventions():
 
     copy = clone(EQLRegressor(steps=77, units={"identity": 2, "product": 1}))
     assert copy.steps == 77 and copy.units == {"identity": 2, "product": 1}
+
+
+def test_a_sequence_of_penalties_gives_each_restart_its_own():
+    """``penalty=(0, 10)``: restart 0 trains without the L1 term and fits a·b/c; restart 1's penalty of 10 drives
+    every weight to zero, so it reads as nothing (relative error 1), and the fit keeps restart 0's formula."""
+    X = table(800, seed=3)
+    y = X[:, 0] * X[:, 1] / X[:, 2]
+    model = EQLRegressor(penalty=(0.0, 10.0), restarts=2, steps=500, progress=False).fit(X, y)
+    assert model._penalties() == [0.0, 10.0]
+    assert model.restarts_[0].error < 1e-3 and model.restarts_[1].error > 0.5
+    assert model.validation_error_ == model.restarts_[0].error
+    for bad, message in (((), "at least one value"), ((1e-3, -1.0), "l1")):
+        with pytest.raises(ConfigError, match=message):
+            EQLRegressor(penalty=bad, **FAST).fit(X, y)
+
+
+def test_squares_reach_a_monomial_of_degree_five_that_two_product_layers_without_them_cannot():
+    X = table(1500, seed=4)
+    y = X[:, 0] ** 2 * X[:, 1] ** 2 / X[:, 2]
+    model = EQLRegressor(squares=True, penalty=(1e-3, 1e-2), steps=1500, restarts=4, progress=False).fit(X, y)
+    a, b, c = sympy.symbols("x0 x1 x2")
+    assert sympy.simplify(model.sympy() - a**2 * b**2 / c) == 0, model.sympy()
