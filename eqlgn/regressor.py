@@ -15,8 +15,13 @@ target by its standard deviation.
 
 **Restarts** train side by side as one batched model (``torch.func.vmap`` over stacked
 parameters, as :mod:`eqlgn.multistart` does for GNs): ``restarts`` initialisations cost far less
-than as many fits. Each gives a formula; the kept one is the simplest (fewest terms) of those
-whose validation error is within ``2 ×`` the best's (or below ``floor``).
+than as many fits. Restart ``k`` trains with the ``k``-th L1 coefficient of ``penalty`` in turn
+(default :data:`PENALTY_PATH`, 1e-3 to 3e-2: a path of penalties for the price of the restarts; a
+weak penalty leaves a network that fits but reads as hundreds of terms, a strong one a sparse
+network). Each gives a formula; the kept one is the simplest (fewest terms) of those
+whose validation error is within ``2 ×`` the best's (or below ``floor``). The refit's backward
+elimination drops terms in bulk while more than :data:`REFIT_BULK_ABOVE` remain
+(:func:`eqlgn.extraction.backward_elimination`): a dense restart costs seconds to read, not minutes.
 
 ``fit`` validates its input with one-line errors (NaN/inf, shapes, a target without variance,
 an unknown unit); ``predict`` evaluates the **formula**, not the network: what you read is what

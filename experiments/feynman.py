@@ -2,6 +2,7 @@
 
     python experiments/feynman.py --seed 0 --out runs/feynman --docs docs
     python experiments/feynman.py --formulas I.12.1 II.38.3 --out runs/feynman-try
+    python experiments/feynman.py --seed 1 --methods eql --penalty 0.001 --out runs/feynman-design-1e-3
 
 The formulas and sampling ranges are ``experiments/feynman_formulas.csv`` (Udrescu & Tegmark's table;
 the rational formulas, see its header). For each formula, with ``--seed``:
@@ -211,6 +212,7 @@ def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Pat
     try:
         if method == "eql":
             found, seconds = run_eql(formula, X, y, seed)
+            record["settings"] = json.loads(json.dumps(EQL_SETTINGS))  # as the JSON file holds it
         else:
             budget = json.loads((out / f"{formula.name}-eql.json").read_text())["seconds"]
             found, seconds = run_operon(formula, X, y, seed, budget)
@@ -291,7 +293,12 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", default="runs/feynman")
     parser.add_argument("--docs", help="write DOCS/feynman.md")
+    parser.add_argument("--penalty", type=float, nargs="+",
+                        help="the EQL's L1 coefficients, one per restart in turn (default: "
+                             f"{' '.join(map(str, PENALTY_PATH))})")
     args = parser.parse_args()
+    if args.penalty:
+        EQL_SETTINGS["penalty"] = tuple(args.penalty)
     import torch
 
     torch.set_num_threads(1)
@@ -311,7 +318,8 @@ def main() -> None:
             print(f"{formula.name:10s} {method:6s} {status:6s} {record.get('found', record.get('error', ''))[:80]}",
                   flush=True)
     if args.docs:
-        command = f"python experiments/feynman.py --seed {args.seed} --out {args.out} --docs {args.docs}"
+        command = f"python experiments/feynman.py --seed {args.seed} --out {args.out} --docs {args.docs}" + (
+            f" --penalty {' '.join(map(str, args.penalty))}" if args.penalty else "")
         path = Path(args.docs) / "feynman.md"
         path.write_text(table(records, args.seed, command))
         print(f"wrote {path}")

@@ -58,6 +58,7 @@ def test_one_formula_runs_is_recorded_atomically_and_is_skipped_when_done(tmp_pa
     record = feynman.run_formula(formula, "eql", 0, 500, tmp_path)
     assert record["status"] == "done", record.get("error")
     assert record["r2"] > 0.999 and record["r2_outside"] > 0.99 and record["terms"] >= 1
+    assert record["settings"]["penalty"] == list(feynman.EQL_SETTINGS["penalty"])  # the settings that made it
     saved = json.loads((tmp_path / "I.12.1-eql.json").read_text())
     assert saved == record and not list(tmp_path.glob("*.tmp"))
     assert feynman.run_formula(formula, "eql", 0, 500, tmp_path) == record  # finished: read back, not refitted

@@ -4,8 +4,9 @@ Training outcomes can differ between CPUs (AMD and Intel round differently, so t
 seed can train differently), so every test here trains three seeds and asserts a count of
 them chosen from what was measured on both kinds of CPU, never one trajectory near a
 threshold. The runs of all tests go through one pool of two processes (one per core),
-started once for the module; each test's docstring says what was measured where
-(`pytest -s -m slow` prints every seed's outcome).
+started as soon as pytest knows the session holds a slow test (``conftest.py`` calls
+:func:`start_runs`), so they train while the fast tests run; each test's docstring says what was
+measured where (`pytest -s -m slow` prints every seed's outcome and wall time).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import shutil
 import sys
+import tempfile
+import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -78,20 +81,47 @@ def run_one(kind: str, seed: int, root: str) -> dict:
     raise ValueError(f"unknown kind {kind!r}")
 
 
+def timed_run(kind: str, seed: int, root: str) -> dict:
+    """:func:`run_one` with its wall time (``wall_seconds``)."""
+    started = time.perf_counter()
+    return run_one(kind, seed, root) | {"wall_seconds": round(time.perf_counter() - started, 1)}
+
+
+_POOL: dict = {}  # the session's pool, its folder and its futures, once started
+
+
+def start_runs() -> None:
+    """Submit every slow run to a pool of two processes (once per session; they start at once)."""
+    if _POOL:
+        return
+    root = tempfile.mkdtemp(prefix="eqlgn-slow-")
+    pool = get_context("spawn").Pool(2, initializer=_init_worker)
+    futures = {(kind, seed): pool.apply_async(timed_run, (kind, seed, root)) for kind in KINDS for seed in SEEDS}
+    _POOL.update(root=root, pool=pool, futures=futures)
+
+
+def stop_runs() -> None:
+    """End the pool (a run still going is stopped: the session is over) and remove its folder."""
+    if _POOL:
+        _POOL["pool"].terminate()
+        _POOL["pool"].join()
+        shutil.rmtree(_POOL["root"], ignore_errors=True)
+        _POOL.clear()
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, list[dict]]:
+def runs() -> dict[str, list[dict]]:
     """Every slow run, two at a time: ``{kind: [result per seed]}``."""
-    root = str(tmp_path_factory.mktemp("slow"))
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-        futures = {(kind, seed): pool.submit(run_one, kind, seed, root) for kind in KINDS for seed in SEEDS}
-        return {kind: [futures[kind, seed].result() for seed in SEEDS] for kind in KINDS}
+    start_runs()  # already running when conftest started it at collection
+    futures = _POOL["futures"]
+    return {kind: [futures[kind, seed].get() for seed in SEEDS] for kind in KINDS}
 
 
 def passing(results: list[dict], ok, at_least: int) -> list[dict]:
     """The results that satisfy ``ok``; fails the test unless there are ``at_least`` (a crash is a failure)."""
     good = [r for r in results if "crashed" not in r and ok(r)]
     report = [r.get("crashed") or (r["seed"], (r["judge"] or {}).get("status"), r["equations"],
-                                   r["linear_fit_r2"], r["sparsity_ratio"]) for r in results]
+                                   r["linear_fit_r2"], r["sparsity_ratio"], f"{r['wall_seconds']} s") for r in results]
     print(report)  # `pytest -s -m slow` shows what every seed gave
     assert len(good) >= at_least, report
     return good
