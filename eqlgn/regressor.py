@@ -190,19 +190,8 @@ class EQLRegressor:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.hidden_layers < 0:
             raise ConfigError(f"hidden_layers must be >= 0, got {self.hidden_layers}")
-        for penalty in self._penalty_values():
+        for penalty in penalty_values(self.penalty):
             EQLPhases(penalty, self.warmup, self.prune_at, self.prune_threshold)  # checks the phase settings
-
-    def _penalty_values(self) -> list[float]:
-        values = [self.penalty] if np.isscalar(self.penalty) else list(self.penalty)
-        if not values:
-            raise ConfigError("penalty needs at least one value")
-        return [float(v) for v in values]
-
-    def _penalties(self) -> list[float]:
-        """Each restart's L1 coefficient."""
-        values = self._penalty_values()
-        return [values[k % len(values)] for k in range(self.restarts)]
 
     def _networks(self, inputs: int, outputs: int) -> list[EQL]:
         networks = []
@@ -216,7 +205,7 @@ class EQLRegressor:
         from tqdm.auto import tqdm
 
         networks = [n.to(device) for n in self._networks(X.shape[1], Y.shape[1])]
-        wrappers = [_Loss(n, penalty) for n, penalty in zip(networks, self._penalties())]
+        wrappers = [_Loss(n, penalty) for n, penalty in zip(networks, restart_penalties(self.penalty, self.restarts))]
         params, buffers = stack_module_state(wrappers)
         params = {k: v.detach().requires_grad_() for k, v in params.items()}
         base = _Loss(self._networks(X.shape[1], Y.shape[1])[0]).to("meta")
@@ -283,6 +272,20 @@ class EQLRegressor:
         """The formula as a torch module, ``X [N, n_features] -> [N]`` (or ``[N, k]``), constants trainable."""
         self._check_fitted()
         return FormulaModule(self.expressions_, self.variable_names_, self._single)
+
+
+def penalty_values(penalty: float | Sequence[float]) -> list[float]:
+    """The L1 coefficients of ``penalty`` (one value, or a sequence of at least one)."""
+    values = [penalty] if np.isscalar(penalty) else list(penalty)
+    if not values:
+        raise ConfigError("penalty needs at least one value")
+    return [float(v) for v in values]
+
+
+def restart_penalties(penalty: float | Sequence[float], restarts: int) -> list[float]:
+    """Each restart's L1 coefficient: the values of ``penalty`` in turn."""
+    values = penalty_values(penalty)
+    return [values[k % len(values)] for k in range(restarts)]
 
 
 class FormulaModule(nn.Module):

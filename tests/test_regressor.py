@@ -10,7 +10,7 @@ import torch
 from eqlgn import EQLRegressor
 from eqlgn.eql import EQL
 from eqlgn.errors import ConfigError, DatasetError
-from eqlgn.regressor import _read
+from eqlgn.regressor import _read, restart_penalties
 
 FAST = {"steps": 30, "restarts": 1, "progress": False}
 
@@ -107,7 +107,7 @@ def test_a_sequence_of_penalties_gives_each_restart_its_own():
     X = table(800, seed=3)
     y = X[:, 0] * X[:, 1] / X[:, 2]
     model = EQLRegressor(penalty=(0.0, 10.0), restarts=2, steps=500, progress=False).fit(X, y)
-    assert model._penalties() == [0.0, 10.0]
+    assert restart_penalties(model.penalty, model.restarts) == [0.0, 10.0]
     assert model.restarts_[0].error < 1e-3 and model.restarts_[1].error > 0.5
     assert model.validation_error_ == model.restarts_[0].error
     for bad, message in (((), "at least one value"), ((1e-3, -1.0), "l1")):
