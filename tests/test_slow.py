@@ -1,12 +1,18 @@
 """Long end-to-end runs (marked slow; CI runs them): the law from nothing.
 
 Training outcomes can differ between CPUs (AMD and Intel round differently, so the same
-seed can train differently), so every test here trains three seeds and asserts a count of
+seed can train differently), so every test here trains two or three seeds and asserts a count of
 them chosen from what was measured on both kinds of CPU, never one trajectory near a
 threshold. The runs of all tests go through one pool of two processes (one per core),
 started as soon as pytest knows the session holds a slow test (``conftest.py`` calls
 :func:`start_runs`), so they train while the fast tests run; each test's docstring says what was
 measured where (`pytest -s -m slow` prints every seed's outcome and wall time).
+
+The runs are most of ``make test``'s time (2026-12-07, AMD EPYC, alone: charge 148–154 s, trajectories
+112–120 s, hamiltonian 67–71 s, mlp 146–164 s, rebound 116–135 s per seed, 15 min 46 s for three seeds of
+each; the whole suite then took 20 min 24 s). So the kinds whose every measured seed passed train two seeds
+and ask for one; the MLP route, whose test asks two seeds for its messages' R², trains three. The pool takes
+the longest kinds first.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ import eqlgn
 from eqlgn.equations import evaluate, parse_equation
 from eqlgn.properties import MassErrors
 
-SEEDS = (0, 1, 2)
 HAS_REBOUND = importlib.util.find_spec("rebound") is not None
-KINDS = ("charge", "trajectories", "hamiltonian", "mlp") + (("rebound",) if HAS_REBOUND else ())
+SEEDS = {"mlp": (0, 1, 2), "charge": (0, 1), "rebound": (0, 1), "trajectories": (0, 1), "hamiltonian": (0, 1)}
+KINDS = ("mlp", "charge") + (("rebound",) if HAS_REBOUND else ()) + ("trajectories", "hamiltonian")  # longest first
 
 
 def _init_worker() -> None:
@@ -96,7 +102,7 @@ def start_runs() -> None:
         return
     root = tempfile.mkdtemp(prefix="eqlgn-slow-")
     pool = get_context("spawn").Pool(2, initializer=_init_worker)
-    futures = {(kind, seed): pool.apply_async(timed_run, (kind, seed, root)) for kind in KINDS for seed in SEEDS}
+    futures = {(kind, seed): pool.apply_async(timed_run, (kind, seed, root)) for kind in KINDS for seed in SEEDS[kind]}
     _POOL.update(root=root, pool=pool, futures=futures)
 
 
@@ -114,7 +120,7 @@ def runs() -> dict[str, list[dict]]:
     """Every slow run, two at a time: ``{kind: [result per seed]}``."""
     start_runs()  # already running when conftest started it at collection
     futures = _POOL["futures"]
-    return {kind: [futures[kind, seed].get() for seed in SEEDS] for kind in KINDS}
+    return {kind: [futures[kind, seed].get() for seed in SEEDS[kind]] for kind in KINDS}
 
 
 def passing(results: list[dict], ok, at_least: int) -> list[dict]:
@@ -129,7 +135,7 @@ def passing(results: list[dict], ok, at_least: int) -> list[dict]:
 
 @pytest.mark.slow
 def test_eql_run_recovers_coulombs_law_2d(runs):
-    """`eqlgn run --law charge --dim 2 --n 4 --edge eql --seed S`, S = 0, 1, 2 (CLI defaults): 1 of 3 recovers.
+    """`eqlgn run --law charge --dim 2 --n 4 --edge eql --seed S`, S = 0, 1 (CLI defaults): 1 of 2 recovers.
 
     Coulomb's law was never recovered before the recipe trained four starts side by side
     (report seeds 100–109: 0 of 10 with one start). Measured with the first recipe of four
@@ -137,10 +143,10 @@ def test_eql_run_recovers_coulombs_law_2d(runs):
     seeds 0 and 1 recovered, seed 2 did not. With the recipe since 2026-12-06 (the sender's
     inputs, node MLP 64) on the AMD EPYC: design seeds 0–4 all recovered (`q2·dx/r³`,
     `q2·dy/r³` in every component; seed 4 once its message's constant term is left out),
-    report seeds 100–109: 9 of 10; not yet run on an Intel Xeon. Three of three is what one
-    CPU gave, so the test asks for one — a test that fails whenever charge does not fit, as
-    it always did — and checks what every recovered run must read: the sender's charge over
-    r³ in every component.
+    report seeds 100–109: 9 of 10, and seeds 0–2 again on 2026-12-07; not yet run on an
+    Intel Xeon. All of them is what one CPU gave, so the test asks for one of seeds 0 and 1 —
+    a test that fails whenever charge does not fit, as it always did — and checks what every
+    recovered run must read: the sender's charge over r³ in every component.
     """
     for result in passing(runs["charge"], lambda r: r["judge"]["passed"], at_least=1):
         assert result["method"] == "eql" and result["selection"]["kept"] in range(4)
@@ -151,20 +157,21 @@ def test_eql_run_recovers_coulombs_law_2d(runs):
 @pytest.mark.slow
 def test_eql_recovers_spring_from_trajectory_csvs_without_exact_accelerations(runs):
     """Users' data, positions only (CSV written here), accelerations by the run's default estimator (``auto``,
-    which on clean positions picks central differences or small windows): 2 of 3 seeds recover.
+    which on clean positions picks central differences or small windows): 1 of seeds 0 and 1 recovers.
 
     Measured with central differences (the default until 2026-12-07): seeds 0–2 all recovered on the Intel Xeon
     and on the AMD EPYC (the recipe of 2026-12-06; `−0.099·dx + 0.0984·dx/r`, …). With ``auto`` (AMD EPYC,
-    2026-12-07): it chose central differences on seeds 0–2, all recovered with the same equations.
+    2026-12-07): it chose central differences on seeds 0–2, all recovered with the same equations (again
+    later that day). Two seeds, one asked for: the test is of the data path, which fails whole when broken.
     """
     for result in runs["trajectories"]:
         assert "crashed" in result or result["data"]["derivatives"].startswith("auto: ")
-    passing(runs["trajectories"], lambda r: r["judge"]["passed"], at_least=2)
+    passing(runs["trajectories"], lambda r: r["judge"]["passed"], at_least=1)
 
 
 @pytest.mark.slow
 def test_hamiltonian_gn_recovers_the_spring_potential_from_eql_weights(runs):
-    """`eqlgn run --law spring --edge eql --model hamiltonian --steps 4000`, seeds 0–2: U ≈ a (r - 1)² + c.
+    """`eqlgn run --law spring --edge eql --model hamiltonian --steps 4000`, seeds 0, 1: U ≈ a (r - 1)² + c.
 
     Measured: on the Intel Xeon seeds 0 and 2 recovered (`0.982·r² − 1.95·r`), seed 1 kept a
     `0.0624/r` term and failed; on the AMD EPYC seed 0 recovered (`0.878·r² − 1.95·r + …`).
@@ -172,7 +179,8 @@ def test_hamiltonian_gn_recovers_the_spring_potential_from_eql_weights(runs):
     MLP, 2026-12-06: seed 2 recovered, 0 and 1 kept small inverse powers of r. A pair energy is
     symmetric in the pair, so the recipe gives it both particles' inputs and the kinetic MLP
     width it was measured with — the settings of the measurements above.)
-    Two of three is what one CPU gave, with no margin, so the test asks for one of three —
+    On 2026-12-07 (AMD EPYC) seeds 0–2 all passed. Seed 0 passed on both CPUs, so the test asks for one of
+    seeds 0 and 1 —
     still a test that fails when the Hamiltonian route is broken — and checks the rest length
     and isotropy of every potential that passed.
     """
@@ -208,15 +216,16 @@ def test_mlp_bottleneck_and_operon_recover_the_spring(runs):
 @pytest.mark.skipif(not HAS_REBOUND, reason="REBOUND is an optional test extra: pip install rebound")
 def test_eql_recovers_gravity_and_the_masses_from_rebound_trajectories_with_the_masses_withheld(runs):
     """REBOUND (IAS15) 2D gravity, 150 ragged simulations, positions only, no masses: `--learn m`, the EQL recipe at
-    10 000 steps; seeds 0–2 (file and training). 2 of 3 recover `m2·dx/r³`, and the masses learned in those agree
-    with the truth to log-R² ≥ 0.85 after one global factor.
+    10 000 steps; seeds 0, 1 (file and training). 1 of 2 recovers `m2·dx/r³`, and the masses learned in every
+    recovered run agree with the truth to log-R² ≥ 0.85 after one global factor.
 
     Measured on the AMD EPYC (masses = ratios, the default): seeds 0–2 all recovered, log-R² 0.930, 0.921, 0.970
     (90–109 s each, three jobs sharing two cores), the same with ``auto`` derivatives, the default since 2026-12-07
-    (it chose central differences on these clean files); at 6000 steps 2 of 3 recovered, 0.89–0.93. The full CLI
+    (it chose central differences on these clean files), and seeds 0–2 all passed this test again on 2026-12-07;
+    at 6000 steps 2 of 3 recovered, 0.89–0.93. The full CLI
     defaults (300 simulations, 16 000 steps) reach 0.95–0.999, and masses learned one by one (`--masses free`)
     0.43–0.84 (docs/results.md, "Masses withheld").
     """
-    for result in passing(runs["rebound"], lambda r: r["judge"]["passed"], at_least=2):
+    for result in passing(runs["rebound"], lambda r: r["judge"]["passed"], at_least=1):
         assert result["data"]["learned"]["properties"] == ["m"]
         assert result["mass_errors"]["log_r2"] >= 0.85, result["mass_errors"]
