@@ -11,6 +11,7 @@ product     2 (``a`` and ``b``)              ``a * b``
 square      1                                ``z ** 2``
 sin         1                                ``sin(z)``
 division    2 (``a`` and ``b``)              ``a / b`` where ``b > θ``, else 0
+power       0 (reads the layer's inputs)     ``prod_i |x_i| ** e_i`` over the layer's inputs ``x``
 constant    0                                ``1``
 ==========  ===============================  ============================
 
@@ -19,6 +20,14 @@ The units act on contiguous slices, so a layer is one matmul plus a few elementw
 result; with sparse weights the whole network *is* a formula, and :meth:`EQL.to_sympy`
 reads it out. Weights carry a mask: :meth:`EQL.prune` zeroes small weights and freezes
 them at exactly zero for the rest of training.
+
+Power units are Durbin & Rumelhart's (1989) product units, ``exp(E log|x|)`` over the layer's inputs ``x``,
+with a trainable exponent matrix ``E`` (a masked linear map, pruned and penalised like every weight): one unit
+is a monomial of any degree (``m q⁴ / (ε² h² n²)``) in a handful of weights, where product units need a layer per
+doubling of the degree. ``|x|`` is floored at :data:`POWER_FLOOR` and the exponent sum capped at
+:data:`POWER_LOG_CAP` so that a unit stays finite while it trains. (Over the layer's identity units
+instead, they would put sums in denominators, ``pr V / (Γ - 1)``; tried so on four Feynman formulas (design
+seed 1), they did not: the identities' exponents stayed below 1, the fit settled on expansions in ``1/Γ``.)
 
 Division units follow EQL÷: outside ``b > θ`` they output 0 and :meth:`EQL.penalty`
 adds ``sum(max(θ - b, 0))`` so training pushes denominators above the threshold.
@@ -37,8 +46,10 @@ from torch import nn
 from .equations import GuardedDivision
 from .errors import ConfigError, unknown_name
 
-UNIT_TYPES = ("identity", "product", "square", "sin", "division", "constant")
-_ARITY = {"identity": 1, "product": 2, "square": 1, "sin": 1, "division": 2, "constant": 0}
+UNIT_TYPES = ("identity", "product", "power", "square", "sin", "division", "constant")
+_ARITY = {"identity": 1, "product": 2, "power": 0, "square": 1, "sin": 1, "division": 2, "constant": 0}
+POWER_FLOOR = 1e-4  # |z| below this reads as this in a power unit's log
+POWER_LOG_CAP = 30.0  # a power unit's log-output is capped here (e^30 ~ 1e13)
 DEFAULT_UNITS: dict[str, int] = {"identity": 16, "product": 8}
 
 
@@ -70,6 +81,10 @@ class UnitLayout:
         if not ordered:
             raise ConfigError("an EQL layer needs at least one unit")
         return cls(ordered)
+
+    def count(self, name: str) -> int:
+        """How many units of type ``name`` the layer has."""
+        return dict(self.counts).get(name, 0)
 
     @property
     def pre_width(self) -> int:
@@ -139,6 +154,8 @@ class EQLLayer(nn.Module):
         self.linear = MaskedLinear(in_features, self.layout.pre_width, init_scale)
         self.division_threshold = division_threshold
         self.out_features = self.layout.out_width
+        powers = self.layout.count("power")  # exponents: [power units, layer inputs]
+        self.exponents = MaskedLinear(in_features, powers, bias=False) if powers else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.linear(x)
@@ -146,6 +163,9 @@ class EQLLayer(nn.Module):
         for name, count, start, stop in self.layout.slices():
             if name == "constant":
                 outputs.append(z.new_ones(*z.shape[:-1], count))
+            elif name == "power":
+                logs = x.abs().clamp_min(POWER_FLOOR).log()
+                outputs.append(self.exponents(logs).clamp_max(POWER_LOG_CAP).exp())
             else:
                 outputs.append(_apply_unit(name, z[..., start:stop], count, self.division_threshold))
         return torch.cat(outputs, dim=-1)
@@ -157,8 +177,8 @@ class EQLLayer(nn.Module):
                 return self.linear(x)[..., start + count : stop]
         return None
 
-    def unit_expressions(self, z: list[sympy.Expr]) -> list[sympy.Expr]:
-        """SymPy outputs of the units for SymPy pre-activations ``z``."""
+    def unit_expressions(self, z: list[sympy.Expr], inputs: list[sympy.Expr]) -> list[sympy.Expr]:
+        """SymPy outputs of the units for SymPy pre-activations ``z`` of the layer's ``inputs``."""
         out = []
         for name, count, start, stop in self.layout.slices():
             part = z[start:stop]
@@ -168,6 +188,8 @@ class EQLLayer(nn.Module):
                 out += part
             elif name == "product":
                 out += [a * b for a, b in zip(part[:count], part[count:])]
+            elif name == "power":
+                out += power_expressions(self.exponents, inputs)
             elif name == "square":
                 out += [a**2 for a in part]
             elif name == "sin":
@@ -177,6 +199,17 @@ class EQLLayer(nn.Module):
                 out += [GuardedDivision(a, b, theta) if b != 0 else sympy.Integer(0)
                         for a, b in zip(part[:count], part[count:])]
         return out
+
+
+def power_expressions(exponents: MaskedLinear, inputs: list[sympy.Expr]) -> list[sympy.Expr]:
+    """SymPy outputs of power units: ``prod |z_i| ** e_i`` (whole exponents printed as integers)."""
+    weight, _ = exponents.effective()
+    out = []
+    for row in weight.detach().cpu().double().numpy():
+        factors = [sympy.Abs(z) ** (sympy.Integer(int(e)) if e == round(e) else sympy.Float(e))
+                   for e, z in zip(row, inputs) if e != 0]
+        out.append(sympy.Mul(*factors))
+    return out
 
 
 def _apply_unit(name: str, part: torch.Tensor, count: int, threshold: float) -> torch.Tensor:
@@ -241,8 +274,9 @@ class EQL(nn.Module):
         return torch.cat([outputs, inputs], dim=-1) if isinstance(outputs, torch.Tensor) else outputs + inputs
 
     def linears(self) -> list[MaskedLinear]:
-        """Every masked linear map, input to output."""
-        return [layer.linear for layer in self.hidden] + [self.output]
+        """Every masked linear map, input to output (a layer's power exponents after its linear map)."""
+        maps = [m for layer in self.hidden for m in (layer.linear, layer.exponents) if m is not None]
+        return maps + [self.output]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [..., in_features] -> [..., out_features]``."""
@@ -305,7 +339,7 @@ class EQL(nn.Module):
         inputs = [sympy.Symbol(s) if isinstance(s, str) else s for s in input_symbols]
         values = inputs
         for layer in self.hidden:
-            values = self._joined(layer.unit_expressions(_linear_sympy(layer.linear, values)), inputs)
+            values = self._joined(layer.unit_expressions(_linear_sympy(layer.linear, values), values), inputs)
         return _linear_sympy(self.output, values)
 
 
@@ -341,7 +375,7 @@ def _poly_product(a: Polynomial, b: Polynomial) -> Polynomial:
 
 def to_polynomials(eql: EQL) -> list[Polynomial] | None:
     """The network expanded into sparse polynomials of its inputs, or None if it has
-    non-polynomial units (sin, division). Exact, and far faster than ``sympy.expand``."""
+    non-polynomial units (sin, division, power). Exact, and far faster than ``sympy.expand``."""
     n = eql.in_features
     allowed = {"identity", "product", "square", "constant"}
     if any(name not in allowed for layer in eql.hidden for name, _ in layer.layout.counts):

@@ -23,6 +23,12 @@ whose validation error is within ``2 ×`` the best's (or below ``floor``). The r
 elimination drops terms in bulk while more than :data:`REFIT_BULK_ABOVE` remain
 (:func:`eqlgn.extraction.backward_elimination`): a dense restart costs seconds to read, not minutes.
 
+**Power restarts** (``power_restarts``, default 4) train beside them a one-layer network of identity and power
+units (:data:`POWER_UNITS`; Durbin & Rumelhart's product units ``prod |x_i| ** e_i``, their exponents rounded to
+whole numbers from the pruning on, so that the fine-tuning fits the rest to them): a monomial of any degree, such
+as ``m q⁴ / (ε² h² n²)``, which two product layers (degree 4) cannot express. Their formulas compete with the
+others' on the same terms (validation error, then fewest terms).
+
 ``fit`` validates its input with one-line errors (NaN/inf, shapes, a target without variance,
 an unknown unit); ``predict`` evaluates the **formula**, not the network: what you read is what
 predicts.
@@ -30,6 +36,7 @@ predicts.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import sys
 from collections.abc import Mapping, Sequence
@@ -44,13 +51,16 @@ from torch.func import functional_call, stack_module_state, vmap
 from .config import EQLPhases
 from .eql import EQL, to_polynomials
 from .equations import GuardedDivision, evaluate, evaluate_sum
-from .errors import ConfigError, DatasetError
+from .errors import ConfigError
 from .extraction import expand_component, round_constants, sparse_refit
 from .phases import EQLPhaseSchedule
+from .tabular import check_table, variable_names_of
 
 SELECTION_FACTOR = 2.0  # restarts within this factor of the best validation error compete on complexity
 PENALTY_PATH = (1e-3, 3e-3, 1e-2, 3e-2)
 """The default L1 coefficients, one per restart in turn (chosen on the Feynman formulas' design seed 1; docs)."""
+POWER_UNITS = {"identity": 8, "power": 4}
+"""The units of the one-layer power network (``power_restarts``): monomials of any degree, e.g. ``m q⁴/(ε² h² n²)``."""
 REFIT_BULK_ABOVE = 40  # the refit's backward elimination drops terms in bulk above this many (extraction.py)
 
 
@@ -96,6 +106,9 @@ class EQLRegressor:
         prune_threshold: weights below this (on scaled inputs) are zeroed and frozen at ``prune_at`` of the steps.
         warmup: fraction of steps before the L1 penalty starts.
         prune_at: fraction of steps at which small weights are pruned.
+        power_restarts: further restarts of a one-layer network of identity and power units
+            (:data:`POWER_UNITS`: Durbin & Rumelhart's product units ``prod |x_i| ** e_i``, exponents rounded to whole
+            numbers from the pruning on), chosen among like the others: a monomial of any degree in few weights.
         reciprocals: add ``1/x`` of every column whose values share one sign as an input.
         squares: add the square of every input (``x²``, and ``1/x²`` with ``reciprocals``) as an input.
         floor: relative error below which the refit counts formulas as equally good.
@@ -107,12 +120,13 @@ class EQLRegressor:
 
     def __init__(self, units: Mapping[str, int] | None = None, *, hidden_layers: int = 2,
                  penalty: float | Sequence[float] = PENALTY_PATH,
-                 steps: int = 3000, restarts: int = 8, batch_size: int = 256, max_lr: float = 1e-2,
+                 steps: int = 3000, restarts: int = 8, power_restarts: int = 4, batch_size: int = 256,
+                 max_lr: float = 1e-2,
                  prune_threshold: float = 0.05, warmup: float = 0.25, prune_at: float = 0.9, reciprocals: bool = True,
                  squares: bool = False, floor: float = 0.01,
                  digits: int = 4, random_state: int | None = 0, device: str = "auto", progress: bool | None = None):
         self.units, self.hidden_layers, self.penalty, self.steps = units, hidden_layers, penalty, steps
-        self.restarts, self.batch_size, self.max_lr = restarts, batch_size, max_lr
+        self.restarts, self.power_restarts, self.batch_size, self.max_lr = restarts, power_restarts, batch_size, max_lr
         self.prune_threshold = prune_threshold
         self.warmup, self.prune_at, self.reciprocals, self.squares = warmup, prune_at, reciprocals, squares
         self.floor, self.digits = floor, digits
@@ -151,10 +165,10 @@ class EQLRegressor:
 
     def fit(self, X, y, variable_names: Sequence[str] | None = None) -> EQLRegressor:
         """Learn the formula from ``X [n_samples, n_features]`` and ``y [n_samples]`` (or ``[n_samples, k]``)."""
-        X, Y = _check_table(X, y)
+        X, Y = check_table(X, y)
         self.n_features_in_ = X.shape[1]
         self._single = np.ndim(y) == 1
-        names = _variable_names(variable_names, X.shape[1])
+        names = variable_names_of(variable_names, X.shape[1])
         self.variable_names_ = names
         self._check_settings()
         device = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
@@ -164,7 +178,9 @@ class EQLRegressor:
         inputs = self._design(X)
         self._x_scale = 1.0 / np.maximum(np.quantile(np.abs(inputs), 0.99, axis=0), 1e-12)
         self._y_scale = np.maximum(Y.std(axis=0), 1e-300)
-        networks = self._train(inputs, Y, device)
+        networks = self._train(inputs, Y, device, self.hidden_layers, self.units, self.restarts)
+        if self.power_restarts:
+            networks += self._train(inputs, Y, device, 1, POWER_UNITS, self.power_restarts)
         values = dict(zip(names, X.T))  # the refit chooses terms on half the rows and scores them on the other half
         symbols = [sympy.Symbol(n) for n in names] + [1 / sympy.Symbol(names[j]) for j in self._inverted]
         symbols += [s**2 for s in symbols] if self.squares else []
@@ -188,27 +204,26 @@ class EQLRegressor:
         for name in ("steps", "restarts", "batch_size"):
             if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.power_restarts, (int, np.integer)) or self.power_restarts < 0:
+            raise ConfigError(f"power_restarts must be an integer >= 0, got {self.power_restarts!r}")
         if self.hidden_layers < 0:
             raise ConfigError(f"hidden_layers must be >= 0, got {self.hidden_layers}")
         for penalty in penalty_values(self.penalty):
             EQLPhases(penalty, self.warmup, self.prune_at, self.prune_threshold)  # checks the phase settings
 
-    def _networks(self, inputs: int, outputs: int) -> list[EQL]:
-        networks = []
-        for k in range(self.restarts):
-            torch.manual_seed((0 if self.random_state is None else self.random_state) * 100003 + k)
-            networks.append(EQL(inputs, outputs, self.hidden_layers, self.units, init_scale=1.0))
-        return networks
-
-    def _train(self, X: np.ndarray, Y: np.ndarray, device: torch.device) -> list[EQL]:
-        """Every restart trained side by side (one vmap-ed model); the trained networks."""
+    def _train(self, X: np.ndarray, Y: np.ndarray, device: torch.device, layers: int, units, restarts: int
+               ) -> list[EQL]:
+        """``restarts`` networks of ``layers`` layers of ``units`` trained side by side (one vmap-ed model)."""
         from tqdm.auto import tqdm
 
-        networks = [n.to(device) for n in self._networks(X.shape[1], Y.shape[1])]
-        wrappers = [_Loss(n, penalty) for n, penalty in zip(networks, restart_penalties(self.penalty, self.restarts))]
+        networks = []
+        for k in range(restarts):
+            torch.manual_seed((0 if self.random_state is None else self.random_state) * 100003 + k)
+            networks.append(EQL(X.shape[1], Y.shape[1], layers, units, init_scale=1.0).to(device))
+        wrappers = [_Loss(n, penalty) for n, penalty in zip(networks, restart_penalties(self.penalty, restarts))]
         params, buffers = stack_module_state(wrappers)
         params = {k: v.detach().requires_grad_() for k, v in params.items()}
-        base = _Loss(self._networks(X.shape[1], Y.shape[1])[0]).to("meta")
+        base = copy.deepcopy(wrappers[0]).to("meta")
         batched = vmap(lambda p, b, x, t: functional_call(base, (p, b), (x, t)), in_dims=(0, 0, None, None))
         x = torch.as_tensor(X * self._x_scale, dtype=torch.float32, device=device)
         t = torch.as_tensor(Y / self._y_scale, dtype=torch.float32, device=device)
@@ -227,6 +242,8 @@ class EQLRegressor:
             loss.sum().backward()
             optimizer.step()
             scheduler.step()
+            if step >= phases.prune_step:
+                _whole_exponents(params)
         if not all(torch.isfinite(v).all() for v in params.values()):
             raise ConfigError("training diverged (NaN/inf weights); lower max_lr or use fewer product layers")
         for k, network in enumerate(networks):
@@ -244,7 +261,7 @@ class EQLRegressor:
     def predict(self, X) -> np.ndarray:
         """The formula's values on ``X`` (``[n_samples]``, or ``[n_samples, k]`` for several targets)."""
         self._check_fitted()
-        X, _ = _check_table(X, None, self.n_features_in_)
+        X, _ = check_table(X, None, self.n_features_in_)
         values = dict(zip(self.variable_names_, X.T))
         out = np.stack([evaluate_sum(e, values) for e in self.expressions_], axis=1)
         return out[:, 0] if self._single else out
@@ -327,7 +344,7 @@ def _read(network: EQL, values: dict[str, np.ndarray], Y: np.ndarray, symbols: l
                      for m, c in polynomials[k].items() if c != 0]
             expanded = sympy.expand(sympy.Add(*parts))
         else:
-            expanded = expand_component(_plain_division(raw[k], values))
+            expanded = expand_component(_plain_abs(_plain_division(raw[k], values), values))
         expanded = expanded * float(y_scale[k])
         if expanded == 0:
             expression, error = sympy.Integer(0), 1.0
@@ -352,6 +369,25 @@ def _prune(params: dict, buffers: dict, threshold: float) -> None:
                 value.mul_(buffers[mask_name])
 
 
+def _whole_exponents(params: dict) -> None:
+    """Round every power unit's exponents to whole numbers (from the pruning on: the fine-tuning fits the rest of
+    the network to them, and the formula reads ``x ** 2``, not ``x ** 1.97``)."""
+    with torch.no_grad():
+        for name, value in params.items():
+            if ".exponents." in name:
+                value.copy_(value.round())
+
+
+def _plain_abs(expression: sympy.Expr, values: dict) -> sympy.Expr:
+    """``|b|`` of a power unit as ``b`` (or ``-b``) where ``b`` keeps one sign on the rows (innermost first)."""
+    for absolute in sorted(expression.atoms(sympy.Abs), key=sympy.count_ops):
+        inside = evaluate([absolute.args[0]], values)[:, 0]
+        if (inside > 0).all() or (inside < 0).all():
+            plain = absolute.args[0] if (inside > 0).all() else -absolute.args[0]
+            return _plain_abs(expression.xreplace({absolute: plain}), values)
+    return expression
+
+
 def _plain_division(expression: sympy.Expr, values: dict) -> sympy.Expr:
     """Division units as plain ``a / b`` where their denominators stay above θ on the rows (EQL÷ trains them so)."""
     swap = {}
@@ -371,53 +407,3 @@ def _whole_numbers(expression: sympy.Expr) -> sympy.Expr:
 def _relative_error(expression: sympy.Expr, values: dict, target: np.ndarray) -> float:
     predicted = evaluate_sum(expression, values)
     return float(np.sqrt(np.mean((predicted - target) ** 2)) / max(float(target.std()), 1e-300))
-
-
-def _variable_names(names: Sequence[str] | None, count: int) -> list[str]:
-    if names is None:
-        return [f"x{i}" for i in range(count)]
-    names = [str(n) for n in names]
-    if len(names) != count:
-        raise ConfigError(f"variable_names has {len(names)} names for {count} columns of X")
-    for name in names:
-        if not name.isidentifier() or name.startswith("_"):
-            raise ConfigError(f"variable name {name!r} is not a plain identifier (letters, digits, _)")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"variable_names repeat a name: {names}")
-    return names
-
-
-def _check_table(X, y, features: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``X`` as float64 ``[n, d]`` and ``y`` as ``[n, k]``, each fault a one-line error."""
-    try:
-        X = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DatasetError("X must be numeric: an array [n_samples, n_features] of numbers") from None
-    if X.ndim != 2:
-        raise DatasetError(f"X must be 2D [n_samples, n_features], got shape {X.shape}. Reshape your data: "
-                           "X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample")
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        raise DatasetError(f"X needs at least one sample and one feature, got shape {X.shape}")
-    if features is not None and X.shape[1] != features:
-        raise DatasetError(f"X has {X.shape[1]} features, but the regressor was fitted with {features}")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise DatasetError(f"X contains NaN or inf ({int(bad.sum())} values; first at row {row}, column {col}); "
-                           "drop or impute those rows")
-    if y is None:
-        return X, None
-    try:
-        Y = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DatasetError("y must be numeric: an array [n_samples] or [n_samples, n_targets]") from None
-    if Y.ndim not in (1, 2) or len(Y) != len(X):
-        raise DatasetError(f"y has shape {Y.shape} but X has {len(X)} samples; y must be [n_samples] or "
-                           "[n_samples, n_targets]")
-    Y = Y.reshape(len(X), -1)
-    if not np.isfinite(Y).all():
-        row = int(np.argwhere(~np.isfinite(Y))[0][0])
-        raise DatasetError(f"y contains NaN or inf (first at row {row}); drop those rows")
-    if len(X) < 2 or (Y.std(axis=0) == 0).any():
-        raise DatasetError("y has no variance (every value the same): there is no formula to learn beyond a constant")
-    return X, Y

@@ -37,7 +37,7 @@ def test_sympy_equals_forward_before_and_after_pruning(unit, layers, skip):
     assert sympy_matches_forward(eql, x) < 1e-9
 
 
-@pytest.mark.parametrize("unit", ["identity", "product", "square", "sin", "division"])
+@pytest.mark.parametrize("unit", ["identity", "product", "power", "square", "sin", "division"])
 def test_gradcheck_float64(unit):
     torch.manual_seed(0)
     eql = EQL(4, 2, 2, {unit: 2, "identity": 1}, division_threshold=-10.0).double()  # θ below all b

@@ -12,7 +12,7 @@ from eqlgn.eql import EQL
 from eqlgn.errors import ConfigError, DatasetError
 from eqlgn.regressor import _read, restart_penalties
 
-FAST = {"steps": 30, "restarts": 1, "progress": False}
+FAST = {"steps": 30, "restarts": 1, "power_restarts": 0, "progress": False}
 
 
 def table(rows: int = 1500, seed: int = 0, low: float = 1.0, high: float = 5.0) -> np.ndarray:
@@ -106,7 +106,7 @@ def test_a_sequence_of_penalties_gives_each_restart_its_own():
     every weight to zero, so it reads as nothing (relative error 1), and the fit keeps restart 0's formula."""
     X = table(800, seed=3)
     y = X[:, 0] * X[:, 1] / X[:, 2]
-    model = EQLRegressor(penalty=(0.0, 10.0), restarts=2, steps=500, progress=False).fit(X, y)
+    model = EQLRegressor(penalty=(0.0, 10.0), restarts=2, power_restarts=0, steps=500, progress=False).fit(X, y)
     assert restart_penalties(model.penalty, model.restarts) == [0.0, 10.0]
     assert model.restarts_[0].error < 1e-3 and model.restarts_[1].error > 0.5
     assert model.validation_error_ == model.restarts_[0].error
@@ -118,6 +118,26 @@ def test_a_sequence_of_penalties_gives_each_restart_its_own():
 def test_squares_reach_a_monomial_of_degree_five_that_two_product_layers_without_them_cannot():
     X = table(1500, seed=4)
     y = X[:, 0] ** 2 * X[:, 1] ** 2 / X[:, 2]
-    model = EQLRegressor(squares=True, penalty=(1e-3, 1e-2), steps=1500, restarts=4, progress=False).fit(X, y)
+    model = EQLRegressor(squares=True, penalty=(1e-3, 1e-2), steps=1500, restarts=4, power_restarts=0,
+                         progress=False).fit(X, y)
     a, b, c = sympy.symbols("x0 x1 x2")
     assert sympy.simplify(model.sympy() - a**2 * b**2 / c) == 0, model.sympy()
+
+
+def test_power_restarts_reach_a_monomial_of_degree_seven_that_two_product_layers_cannot():
+    """a³ b² / c² (degree 7): two product layers reach degree 4, whatever their training; one power unit with
+    exponents (3, 2, -2) is the formula, and a power restart is the one kept."""
+    X = table(1500, seed=5)
+    y = X[:, 0] ** 3 * X[:, 1] ** 2 / X[:, 2] ** 2
+    a, b, c = sympy.symbols("x0 x1 x2")
+    settings = {"steps": 1500, "restarts": 2, "random_state": 0, "progress": False}
+    model = EQLRegressor(power_restarts=4, **settings).fit(X, y)
+    assert sympy.simplify(model.sympy() - a**3 * b**2 / c**2) == 0, model.sympy()
+    kept = [k for k, r in enumerate(model.restarts_) if r.expressions == model.expressions_]
+    assert kept and kept[0] >= model.restarts  # a power restart (they follow the others)
+    outside = table(seed=6, low=5.0, high=10.0)
+    assert model.score(outside, outside[:, 0] ** 3 * outside[:, 1] ** 2 / outside[:, 2] ** 2) > 0.999999
+    without = EQLRegressor(power_restarts=0, **settings).fit(X, y)
+    assert sympy.simplify(without.sympy() - a**3 * b**2 / c**2) != 0
+    with pytest.raises(ConfigError, match="power_restarts must be an integer >= 0"):
+        EQLRegressor(**{**FAST, "power_restarts": -1}).fit(X, y)
