@@ -80,3 +80,16 @@ def test_degree_counts_reciprocals_and_refuses_sums_in_denominators():
     assert FORMULAS["II.3.24"].degree == 3  # Pwr/(4 pi r**2)
     assert FORMULAS["I.12.2"].degree == 5  # q1 q2 / (4 pi epsilon r**2)
     assert FORMULAS["II.10.9"].degree is None  # a sum in the denominator
+
+
+def test_reach_is_degree_four_or_few_monomials_of_any_degree():
+    assert FORMULAS["II.3.24"].reachable  # degree 3: the product layers
+    assert FORMULAS["III.19.51"].degree == 11 and FORMULAS["III.19.51"].reachable  # one monomial: a power unit
+    assert not FORMULAS["II.10.9"].reachable  # a sum in the denominator
+    settings = dict(feynman.EQL_SETTINGS)
+    try:
+        feynman.EQL_SETTINGS["power_restarts"] = 0
+        assert not FORMULAS["III.19.51"].reachable and FORMULAS["II.3.24"].reachable
+    finally:
+        feynman.EQL_SETTINGS.clear()
+        feynman.EQL_SETTINGS.update(settings)
