@@ -133,8 +133,13 @@ def evaluate(exprs: Sequence[sympy.Expr], values: Mapping[str, np.ndarray]) -> n
 
 def evaluate_sum(expression: sympy.Expr | str, values: Mapping[str, np.ndarray]) -> np.ndarray:
     """One expression's values ``[N]``, evaluated term by term and summed (a dense expansion of thousands of
-    terms compiles in pieces where one lambdified function would not)."""
-    return evaluate(list(sympy.Add.make_args(as_expression(expression))), values).sum(axis=1)
+    terms compiles in pieces where one lambdified function would not); the reciprocal of a sum, ``1 / (a + b +
+    ...)``, as the reciprocal of the sum so evaluated."""
+    expression = as_expression(expression)
+    if expression.is_Pow and expression.exp == -1 and expression.base.is_Add:
+        with np.errstate(divide="ignore"):
+            return 1.0 / evaluate_sum(expression.base, values)
+    return evaluate(list(sympy.Add.make_args(expression)), values).sum(axis=1)
 
 
 def pair_values(receiver: np.ndarray, sender: np.ndarray, dim: int) -> dict[str, np.ndarray]:

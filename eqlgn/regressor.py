@@ -1,7 +1,7 @@
 """The EQL on its own: ``EQLRegressor``, a formula from a plain table, with scikit-learn's conventions.
 
 The same engine as the GN's EQL edge model (one implementation, two faces): the network is
-:class:`eqlgn.eql.EQL` (identity, product, square, sin, division, constant units), trained in
+:class:`eqlgn.eql.EQL` (identity, product, power, square, sin, division, constant units), trained in
 the phases of :class:`eqlgn.phases.EQLPhaseSchedule` (warm-up, L1 on the weights, pruning,
 fine-tuning), expanded exactly from its weights (:func:`eqlgn.eql.to_polynomials`, or SymPy with
 a time limit for non-polynomial units) and refitted sparsely (terms chosen on half the rows, scored on the other)
@@ -28,6 +28,11 @@ units (:data:`POWER_UNITS`; Durbin & Rumelhart's product units ``prod |x_i| ** e
 whole numbers from the pruning on, so that the fine-tuning fits the rest to them): a monomial of any degree, such
 as ``m q⁴ / (ε² h² n²)``, which two product layers (degree 4) cannot express. Their formulas compete with the
 others' on the same terms (validation error, then fewest terms).
+
+**The reciprocal target** (``reciprocal_target``): where ``y`` keeps one sign, every restart trains on ``1 / y``
+too, and the reciprocal of its formula competes with the rest (its error measured on ``y``). A sum in a
+denominator, out of the units' reach as ``y``, is often a sum of monomials as ``1 / y``: ``pr V / (Γ - 1)`` is
+``1 / (Γ / (pr V) - 1 / (pr V))``, ``ω₀ / (1 - v / c)`` is ``1 / (1 / ω₀ - v / (c ω₀))``. It doubles the training.
 
 ``fit`` validates its input with one-line errors (NaN/inf, shapes, a target without variance,
 an unknown unit); ``predict`` evaluates the **formula**, not the network: what you read is what
@@ -62,6 +67,7 @@ PENALTY_PATH = (1e-3, 3e-3, 1e-2, 3e-2)
 POWER_UNITS = {"identity": 8, "power": 4}
 """The units of the one-layer power network (``power_restarts``): monomials of any degree, e.g. ``m q⁴/(ε² h² n²)``."""
 REFIT_BULK_ABOVE = 40  # the refit's backward elimination drops terms in bulk above this many (extraction.py)
+TOGETHER_TERMS = 12  # a reciprocal formula of at most this many terms is written as one fraction
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class EQLRegressor:
 
     Args:
         units: unit counts per hidden layer, e.g. ``{"identity": 8, "product": 4, "division": 2}``
-            (unit names: identity, product, square, sin, division, constant).
+            (unit names: identity, product, power, square, sin, division, constant).
         hidden_layers: EQL layers (each product layer doubles the reachable degree).
         penalty: L1 coefficient on the weights in the sparsify phase; a sequence gives restart ``k`` the
             ``k % len``-th value (a path of penalties, chosen among like the restarts: on validation error and
@@ -111,6 +117,8 @@ class EQLRegressor:
             numbers from the pruning on), chosen among like the others: a monomial of any degree in few weights.
         reciprocals: add ``1/x`` of every column whose values share one sign as an input.
         squares: add the square of every input (``x²``, and ``1/x²`` with ``reciprocals``) as an input.
+        reciprocal_target: where ``y`` keeps one sign, train every restart on ``1 / y`` too and offer the reciprocal
+            of its formula: ``pr V / (Γ - 1)`` is ``1 / (Γ / (pr V) - 1 / (pr V))``, a sum of monomials.
         floor: relative error below which the refit counts formulas as equally good.
         digits: significant digits of the printed constants.
         random_state: seeds the initialisations, the validation split and the batches.
@@ -123,12 +131,13 @@ class EQLRegressor:
                  steps: int = 3000, restarts: int = 8, power_restarts: int = 4, batch_size: int = 256,
                  max_lr: float = 1e-2,
                  prune_threshold: float = 0.05, warmup: float = 0.25, prune_at: float = 0.9, reciprocals: bool = True,
-                 squares: bool = False, floor: float = 0.01,
+                 squares: bool = False, reciprocal_target: bool = False, floor: float = 0.01,
                  digits: int = 4, random_state: int | None = 0, device: str = "auto", progress: bool | None = None):
         self.units, self.hidden_layers, self.penalty, self.steps = units, hidden_layers, penalty, steps
         self.restarts, self.power_restarts, self.batch_size, self.max_lr = restarts, power_restarts, batch_size, max_lr
         self.prune_threshold = prune_threshold
         self.warmup, self.prune_at, self.reciprocals, self.squares = warmup, prune_at, reciprocals, squares
+        self.reciprocal_target = reciprocal_target
         self.floor, self.digits = floor, digits
         self.random_state, self.device, self.progress = random_state, device, progress
 
@@ -170,7 +179,7 @@ class EQLRegressor:
         self._single = np.ndim(y) == 1
         names = variable_names_of(variable_names, X.shape[1])
         self.variable_names_ = names
-        self._check_settings()
+        _check_settings(self)
         device = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
                               ("cpu" if self.device == "auto" else self.device))
         one_sign = (X > 0).all(axis=0) | (X < 0).all(axis=0)
@@ -178,14 +187,12 @@ class EQLRegressor:
         inputs = self._design(X)
         self._x_scale = 1.0 / np.maximum(np.quantile(np.abs(inputs), 0.99, axis=0), 1e-12)
         self._y_scale = np.maximum(Y.std(axis=0), 1e-300)
-        networks = self._train(inputs, Y, device, self.hidden_layers, self.units, self.restarts)
-        if self.power_restarts:
-            networks += self._train(inputs, Y, device, 1, POWER_UNITS, self.power_restarts)
         values = dict(zip(names, X.T))  # the refit chooses terms on half the rows and scores them on the other half
         symbols = [sympy.Symbol(n) for n in names] + [1 / sympy.Symbol(names[j]) for j in self._inverted]
         symbols += [s**2 for s in symbols] if self.squares else []
-        candidates = [_read(network, values, Y, symbols, x_scale=self._x_scale, y_scale=self._y_scale,
-                            floor=self.floor, digits=self.digits) for network in networks]
+        candidates = self._candidates(inputs, Y, values, symbols, device)
+        if self.reciprocal_target and ((Y > 0).all(axis=0) | (Y < 0).all(axis=0)).all():
+            candidates += [_reciprocal(c, values, Y) for c in self._candidates(inputs, 1 / Y, values, symbols, device)]
         self.restarts_ = candidates
         best = min(c.error for c in candidates)
         near = [c for c in candidates if c.error <= max(SELECTION_FACTOR * best, self.floor)]
@@ -200,16 +207,15 @@ class EQLRegressor:
         inputs = np.concatenate([X, 1.0 / X[:, self._inverted]], axis=1)
         return np.concatenate([inputs, inputs**2], axis=1) if self.squares else inputs
 
-    def _check_settings(self) -> None:
-        for name in ("steps", "restarts", "batch_size"):
-            if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not isinstance(self.power_restarts, (int, np.integer)) or self.power_restarts < 0:
-            raise ConfigError(f"power_restarts must be an integer >= 0, got {self.power_restarts!r}")
-        if self.hidden_layers < 0:
-            raise ConfigError(f"hidden_layers must be >= 0, got {self.hidden_layers}")
-        for penalty in penalty_values(self.penalty):
-            EQLPhases(penalty, self.warmup, self.prune_at, self.prune_threshold)  # checks the phase settings
+    def _candidates(self, inputs: np.ndarray, Y: np.ndarray, values: dict, symbols: list, device: torch.device
+                    ) -> list[Restart]:
+        """Every restart (and power restart) trained on ``Y`` and read as formulas."""
+        scale = np.maximum(Y.std(axis=0), 1e-300)
+        networks = self._train(inputs, Y / scale, device, self.hidden_layers, self.units, self.restarts)
+        if self.power_restarts:
+            networks += self._train(inputs, Y / scale, device, 1, POWER_UNITS, self.power_restarts)
+        return [_read(network, values, Y, symbols, x_scale=self._x_scale, y_scale=scale, floor=self.floor,
+                      digits=self.digits) for network in networks]
 
     def _train(self, X: np.ndarray, Y: np.ndarray, device: torch.device, layers: int, units, restarts: int
                ) -> list[EQL]:
@@ -226,7 +232,7 @@ class EQLRegressor:
         base = copy.deepcopy(wrappers[0]).to("meta")
         batched = vmap(lambda p, b, x, t: functional_call(base, (p, b), (x, t)), in_dims=(0, 0, None, None))
         x = torch.as_tensor(X * self._x_scale, dtype=torch.float32, device=device)
-        t = torch.as_tensor(Y / self._y_scale, dtype=torch.float32, device=device)
+        t = torch.as_tensor(Y, dtype=torch.float32, device=device)  # scaled by _candidates
         optimizer = torch.optim.Adam(params.values(), lr=self.max_lr)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.max_lr, total_steps=self.steps)
         phases = EQLPhaseSchedule(EQLPhases(1.0, self.warmup, self.prune_at, self.prune_threshold), self.steps)
@@ -289,6 +295,31 @@ class EQLRegressor:
         """The formula as a torch module, ``X [N, n_features] -> [N]`` (or ``[N, k]``), constants trainable."""
         self._check_fitted()
         return FormulaModule(self.expressions_, self.variable_names_, self._single)
+
+
+def _check_settings(model: EQLRegressor) -> None:
+    """Every setting of ``model`` valid, or a one-line error naming it."""
+    for name in ("steps", "restarts", "batch_size"):
+        if not isinstance(getattr(model, name), (int, np.integer)) or getattr(model, name) < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {getattr(model, name)!r}")
+    if not isinstance(model.power_restarts, (int, np.integer)) or model.power_restarts < 0:
+        raise ConfigError(f"power_restarts must be an integer >= 0, got {model.power_restarts!r}")
+    if model.hidden_layers < 0:
+        raise ConfigError(f"hidden_layers must be >= 0, got {model.hidden_layers}")
+    for penalty in penalty_values(model.penalty):
+        EQLPhases(penalty, model.warmup, model.prune_at, model.prune_threshold)  # checks the phase settings
+
+
+def _reciprocal(restart: Restart, values: dict[str, np.ndarray], Y: np.ndarray) -> Restart:
+    """A restart fitted to ``1 / y`` as a formula for ``y``: its reciprocal (one fraction where the formula has at
+    most :data:`TOGETHER_TERMS` terms), the error measured on ``y`` itself."""
+    expressions, errors = [], []
+    for k, e in enumerate(restart.expressions):
+        short = len(sympy.Add.make_args(e)) <= TOGETHER_TERMS
+        expressions.append(sympy.Integer(0) if e == 0 else sympy.together(1 / e) if short else
+                           sympy.Pow(e, -1, evaluate=False))
+        errors.append(1.0 if e == 0 else _relative_error(expressions[-1], values, Y[:, k]))
+    return Restart(expressions, float(max(errors)), restart.terms)
 
 
 def penalty_values(penalty: float | Sequence[float]) -> list[float]:

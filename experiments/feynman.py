@@ -55,7 +55,7 @@ from eqlgn.regressor import PENALTY_PATH, POWER_UNITS
 
 TABLE = Path(__file__).parent / "feynman_formulas.csv"
 EQL_SETTINGS = {"units": {"identity": 8, "product": 8}, "hidden_layers": 2, "steps": 2000, "restarts": 8,
-                "power_restarts": 4, "penalty": PENALTY_PATH}
+                "power_restarts": 4, "reciprocal_target": False, "penalty": PENALTY_PATH}
 DESIGN_SEEDS = (1,)  # the penalty path and the power restarts were chosen on these seeds' samples; seed 0 was the
 # first table (1e-3 alone), seed 2 the second (the path, no power restarts)
 OPERON_SETTINGS = {"allowed_symbols": "add,sub,mul,div,constant,variable", "objectives": ["r2", "length"],
@@ -317,7 +317,11 @@ def main() -> None:
     parser.add_argument("--penalty", type=float, nargs="+",
                         help="the EQL's L1 coefficients, one per restart in turn (default: "
                              f"{' '.join(map(str, PENALTY_PATH))})")
+    parser.add_argument("--reciprocal-target", action="store_true",
+                        help="the EQL also fits 1/y where y keeps one sign (EQLRegressor's reciprocal_target)")
     args = parser.parse_args()
+    if args.reciprocal_target:
+        EQL_SETTINGS["reciprocal_target"] = True
     if args.penalty:
         EQL_SETTINGS["penalty"] = tuple(args.penalty)
     import torch
@@ -340,7 +344,8 @@ def main() -> None:
                   flush=True)
     if args.docs:
         command = f"python experiments/feynman.py --seed {args.seed} --out {args.out} --docs {args.docs}" + (
-            f" --penalty {' '.join(map(str, args.penalty))}" if args.penalty else "")
+            f" --penalty {' '.join(map(str, args.penalty))}" if args.penalty else "") + (
+            " --reciprocal-target" if args.reciprocal_target else "")
         path = Path(args.docs) / "feynman.md"
         path.write_text(table(records, args.seed, command))
         print(f"wrote {path}")

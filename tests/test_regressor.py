@@ -141,3 +141,21 @@ def test_power_restarts_reach_a_monomial_of_degree_seven_that_two_product_layers
     assert sympy.simplify(without.sympy() - a**3 * b**2 / c**2) != 0
     with pytest.raises(ConfigError, match="power_restarts must be an integer >= 0"):
         EQLRegressor(**{**FAST, "power_restarts": -1}).fit(X, y)
+
+
+def test_reciprocal_target_reaches_a_sum_in_a_denominator():
+    """a b / (c + 1): out of reach of products and powers of the inputs, a sum of two monomials as 1 / y
+    (c / (a b) + 1 / (a b)). Tried only where y keeps one sign."""
+    X = table(1500, seed=7)
+    y = X[:, 0] * X[:, 1] / (X[:, 2] + 1)
+    a, b, c = sympy.symbols("x0 x1 x2")
+    settings = {"steps": 1500, "restarts": 2, "power_restarts": 2, "random_state": 0, "progress": False}
+    model = EQLRegressor(reciprocal_target=True, **settings).fit(X, y)
+    assert sympy.simplify(model.sympy() - a * b / (c + 1)) == 0, model.sympy()
+    assert len(model.restarts_) == 2 * (2 + 2)  # every restart on y and on 1 / y
+    outside = table(seed=8, low=5.0, high=10.0)
+    assert model.score(outside, outside[:, 0] * outside[:, 1] / (outside[:, 2] + 1)) > 0.999999
+    without = EQLRegressor(**settings).fit(X, y)
+    assert sympy.simplify(without.sympy() - a * b / (c + 1)) != 0 and len(without.restarts_) == 2 + 2
+    both_signs = EQLRegressor(reciprocal_target=True, **{**settings, "steps": 30}).fit(X, y - np.median(y))
+    assert len(both_signs.restarts_) == 2 + 2  # 1 / y would cross a pole: not tried

@@ -43,3 +43,18 @@ def test_the_judge_reads_a_message_without_its_constant_as_the_law():
     with_constant = judge(read, "r1", 3)
     assert not with_constant.passed and min(with_constant.ood_r2) > 0.999 and with_constant.condition < 0.01
     assert judge(target_for("force").clean([as_expression(e) for e in read], 3), "r1", 3).passed
+
+
+def test_evaluate_sum_takes_the_reciprocal_of_a_sum_term_by_term():
+    """``1 / (a + b + ...)``: the sum evaluated in pieces (as a dense EQL expansion is), then its reciprocal."""
+    import numpy as np
+
+    from eqlgn.equations import evaluate_sum
+
+    x = sympy.Symbol("x")
+    values = {"x": np.linspace(0.5, 0.9, 7)}
+    dense = sympy.Add(*[sympy.Float(1e-3 * (k + 1)) * x ** k for k in range(300)])
+    expected = sum(1e-3 * (k + 1) * values["x"] ** k for k in range(300))
+    got = evaluate_sum(sympy.Pow(dense, -1, evaluate=False), values)
+    np.testing.assert_allclose(got, 1 / expected)
+    np.testing.assert_allclose(evaluate_sum(1 / (x + 1), values), 1 / (values["x"] + 1))
