@@ -12,9 +12,10 @@ the rational formulas, see its header). For each formula, with ``--seed``:
   variable drawn from ``[high, 2 high - low]`` (the range shifted past its upper end) to score
   R² **outside** it (extrapolation);
 * ``eqlgn.EQLRegressor`` (the settings of ``EQL_SETTINGS``: the units, layers, steps and restarts fixed
-  before any formula was run; the penalty path, one L1 coefficient per restart, and the power restarts (a
-  one-layer network of identity and power units beside the others) chosen on the samples of ``DESIGN_SEEDS``,
-  so a table of any other seed is a report), timed;
+  before any formula was run; the penalty path, one L1 coefficient per restart, the power restarts (a
+  one-layer network of identity and power units beside the others) and the reciprocal target (every restart
+  also fitted to ``1 / y``) chosen on the samples of ``DESIGN_SEEDS``, so a table of any other seed is a
+  report), timed;
 * operon (pyoperon's ``SymbolicRegressor``: ``+ - * /``, constants, variables, objectives R²
   and length, population 500) with a wall-time limit equal to the EQL's time on that formula
   (at least 1 s): **equal budgets**; the model of its last Pareto front with the smallest
@@ -55,9 +56,9 @@ from eqlgn.regressor import PENALTY_PATH, POWER_UNITS
 
 TABLE = Path(__file__).parent / "feynman_formulas.csv"
 EQL_SETTINGS = {"units": {"identity": 8, "product": 8}, "hidden_layers": 2, "steps": 2000, "restarts": 8,
-                "power_restarts": 4, "reciprocal_target": False, "penalty": PENALTY_PATH}
-DESIGN_SEEDS = (1,)  # the penalty path and the power restarts were chosen on these seeds' samples; seed 0 was the
-# first table (1e-3 alone), seed 2 the second (the path, no power restarts)
+                "power_restarts": 4, "reciprocal_target": True, "penalty": PENALTY_PATH}
+DESIGN_SEEDS = (1,)  # the penalty path, power restarts and reciprocal target were chosen on these seeds' samples;
+# seed 0 was the first table (1e-3 alone), seed 2 the second (the path), seed 3 the third (and power restarts)
 OPERON_SETTINGS = {"allowed_symbols": "add,sub,mul,div,constant,variable", "objectives": ["r2", "length"],
                    "population_size": 500, "generations": 10**6, "max_length": 40, "optimizer_iterations": 5,
                    "model_selection_criterion": "mean_squared_error"}
@@ -90,13 +91,7 @@ class Formula:
     def degrees(self) -> list[int] | None:
         """Total degree of each of the formula's monomials in the variables and their reciprocals (``None``: not a
         sum of such monomials, e.g. a sum in a denominator)."""
-        degrees = []
-        for term in sympy.Add.make_args(sympy.expand(self.expression())):
-            powers = [(base, power) for base, power in term.as_powers_dict().items() if not base.is_number]
-            if not all(base.is_Symbol and power.is_Integer for base, power in powers):
-                return None
-            degrees.append(sum(abs(int(power)) for _, power in powers))
-        return degrees
+        return monomial_degrees(self.expression())
 
     @property
     def degree(self) -> int | None:
@@ -107,12 +102,14 @@ class Formula:
     def reachable(self) -> bool:
         """The EQL of ``EQL_SETTINGS`` can express the formula: its two product layers (the reciprocals as inputs)
         express exactly the sums of monomials of degree <= ``REACH``; its power restarts (one layer, identity and
-        power units) the sums of at most ``POWER_UNITS["power"]`` monomials of any degree beside terms of degree 1."""
-        degrees = self.degrees
-        if degrees is None:
+        power units) the sums of at most ``POWER_UNITS["power"]`` monomials of any degree beside terms of degree 1;
+        with the reciprocal target, the formulas of one sign whose reciprocal is either."""
+        if _expressible(self.degrees):
+            return True
+        if not EQL_SETTINGS.get("reciprocal_target"):
             return False
-        powers = POWER_UNITS["power"] if EQL_SETTINGS.get("power_restarts", 0) else 0
-        return max(degrees) <= REACH or sum(d > 1 for d in degrees) <= powers
+        values = self.values(self.sample(np.random.default_rng(0), 2000))
+        return bool((values > 0).all() or (values < 0).all()) and _expressible(monomial_degrees(1 / self.expression()))
 
     def sample(self, rng: np.random.Generator, count: int, outside: bool = False) -> np.ndarray:
         columns = []
@@ -124,6 +121,26 @@ class Formula:
     def values(self, X: np.ndarray) -> np.ndarray:
         function = sympy.lambdify(list(self.symbols.values()), self.expression(), "numpy")
         return np.asarray(function(*X.T), dtype=float) * np.ones(len(X))
+
+
+def monomial_degrees(expression: sympy.Expr) -> list[int] | None:
+    """Total degree of each monomial of the expanded ``expression`` in the variables and their reciprocals (``None``:
+    not a sum of such monomials)."""
+    degrees = []
+    for term in sympy.Add.make_args(sympy.expand(expression)):
+        powers = [(base, power) for base, power in term.as_powers_dict().items() if not base.is_number]
+        if not all(base.is_Symbol and power.is_Integer for base, power in powers):
+            return None
+        degrees.append(sum(abs(int(power)) for _, power in powers))
+    return degrees
+
+
+def _expressible(degrees: list[int] | None) -> bool:
+    """Monomials of these degrees sum to a formula the EQL of ``EQL_SETTINGS`` expresses (``Formula.reachable``)."""
+    if degrees is None:
+        return False
+    powers = POWER_UNITS["power"] if EQL_SETTINGS.get("power_restarts", 0) else 0
+    return max(degrees) <= REACH or sum(d > 1 for d in degrees) <= powers
 
 
 def read_table(path: Path = TABLE) -> list[Formula]:
@@ -259,9 +276,10 @@ def _write(path: Path, record: dict) -> None:
 def table(records: list[dict], seed: int, command: str) -> str:
     by = {(r["formula"], r["method"]): r for r in records}
     names = list(dict.fromkeys(r["formula"] for r in records))
-    role = ("a design seed, on whose samples the EQL's penalty path and power restarts were chosen"
-            if seed in DESIGN_SEEDS else
-            f"a report seed; the EQL's penalty path and power restarts were chosen on the samples of seed(s) "
+    role = ("a design seed, on whose samples the EQL's penalty path, power restarts and reciprocal target were "
+            "chosen" if seed in DESIGN_SEEDS else
+            f"a report seed; the EQL's penalty path, power restarts and reciprocal target were chosen on the samples "
+            f"of seed(s) "
             f"{', '.join(map(str, DESIGN_SEEDS))}")
     lines = ["# EQLRegressor and operon on the AI Feynman formulas", "",
              f"Generated by `{command}` (seed {seed}: {role}). Formulas and ranges:",
@@ -284,7 +302,8 @@ def table(records: list[dict], seed: int, command: str) -> str:
     lines += ["", f"Degree: the largest total degree of the truth's monomials in the variables and their reciprocals "
               f"(— : not a sum of such monomials); the EQL of these settings expresses the sums of monomials of degree "
               f"≤ {REACH} (two product layers) and, with power restarts, sums of at most {POWER_UNITS['power']} "
-              "monomials of any degree beside terms of degree 1.", "",
+              "monomials of any degree beside terms of degree 1; with the reciprocal target, formulas of one sign "
+              "whose reciprocal is either.", "",
               "| formula | truth | degree | EQL | exact | R² in / out | s | operon | exact | R² in / out | s |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
@@ -317,11 +336,11 @@ def main() -> None:
     parser.add_argument("--penalty", type=float, nargs="+",
                         help="the EQL's L1 coefficients, one per restart in turn (default: "
                              f"{' '.join(map(str, PENALTY_PATH))})")
-    parser.add_argument("--reciprocal-target", action="store_true",
-                        help="the EQL also fits 1/y where y keeps one sign (EQLRegressor's reciprocal_target)")
+    parser.add_argument("--no-reciprocal-target", action="store_true",
+                        help="the EQL fits y alone, not also 1/y (reciprocal_target off, as for seed 3's table)")
     args = parser.parse_args()
-    if args.reciprocal_target:
-        EQL_SETTINGS["reciprocal_target"] = True
+    if args.no_reciprocal_target:
+        EQL_SETTINGS["reciprocal_target"] = False
     if args.penalty:
         EQL_SETTINGS["penalty"] = tuple(args.penalty)
     import torch
@@ -345,7 +364,7 @@ def main() -> None:
     if args.docs:
         command = f"python experiments/feynman.py --seed {args.seed} --out {args.out} --docs {args.docs}" + (
             f" --penalty {' '.join(map(str, args.penalty))}" if args.penalty else "") + (
-            " --reciprocal-target" if args.reciprocal_target else "")
+            " --no-reciprocal-target" if args.no_reciprocal_target else "")
         path = Path(args.docs) / "feynman.md"
         path.write_text(table(records, args.seed, command))
         print(f"wrote {path}")

@@ -82,14 +82,16 @@ def test_degree_counts_reciprocals_and_refuses_sums_in_denominators():
     assert FORMULAS["II.10.9"].degree is None  # a sum in the denominator
 
 
-def test_reach_is_degree_four_or_few_monomials_of_any_degree():
+def test_reach_is_degree_four_or_few_monomials_of_any_degree_or_a_reciprocal_of_either():
     assert FORMULAS["II.3.24"].reachable  # degree 3: the product layers
     assert FORMULAS["III.19.51"].degree == 11 and FORMULAS["III.19.51"].reachable  # one monomial: a power unit
-    assert not FORMULAS["II.10.9"].reachable  # a sum in the denominator
+    assert FORMULAS["II.10.9"].degree is None and FORMULAS["II.10.9"].reachable  # eps (1 + chi) / sigma as 1 / y
+    assert not FORMULAS["I.16.6"].reachable  # (u + v) / (1 + u v / c²): neither it nor its reciprocal
     settings = dict(feynman.EQL_SETTINGS)
     try:
-        feynman.EQL_SETTINGS["power_restarts"] = 0
-        assert not FORMULAS["III.19.51"].reachable and FORMULAS["II.3.24"].reachable
+        feynman.EQL_SETTINGS.update(power_restarts=0, reciprocal_target=False)
+        assert not FORMULAS["III.19.51"].reachable and not FORMULAS["II.10.9"].reachable
+        assert FORMULAS["II.3.24"].reachable
     finally:
         feynman.EQL_SETTINGS.clear()
         feynman.EQL_SETTINGS.update(settings)
