@@ -28,7 +28,8 @@ the rational formulas, see its header). For each formula, with ``--seed``:
   the truth's RMS on those rows (the constants are right to about 1 %; a stray intercept of
   1e-6 does not count, a term of more than ``SPURIOUS`` of the truth's RMS that the fit sets to
   zero does) — the difference simplifies to zero up to constants within 1 %. A found
-  formula of more than ``MAX_TERMS`` terms (expanded) is counted not exact without the check.
+  formula of more than ``MAX_TERMS`` terms (expanded, the terms of a denominator's sum counted too) is counted
+  not exact without the check.
 
 One JSON per formula and method in ``OUT`` (a finished one is skipped: the run resumes after a
 kill; a method that raises is recorded as a failure, not dropped; one judged by an earlier
@@ -143,6 +144,16 @@ def _expressible(degrees: list[int] | None) -> bool:
     return max(degrees) <= REACH or sum(d > 1 for d in degrees) <= powers
 
 
+def term_count(expanded: sympy.Expr) -> int:
+    """Terms of an expanded formula, each sum in a denominator counted term by term (``1 / (a + b + c)``: 4), so that
+    the reciprocal of a dense expansion counts as dense."""
+    count = 0
+    for term in sympy.Add.make_args(expanded):
+        count += 1 + sum(len(sympy.Add.make_args(p.base)) for p in term.atoms(sympy.Pow)
+                         if p.exp.is_negative and p.base.is_Add)
+    return count
+
+
 def read_table(path: Path = TABLE) -> list[Formula]:
     with open(path, newline="") as handle:
         rows = csv.DictReader(line for line in handle if not line.startswith("#"))
@@ -252,7 +263,7 @@ def run_formula(formula: Formula, method: str, seed: int, samples: int, out: Pat
             found, seconds = run_operon(formula, X, y, seed, budget)
             record["budget"] = budget
         expanded = sympy.expand(found)  # once: a dense EQL expansion takes seconds to expand
-        terms = len(sympy.Add.make_args(expanded))
+        terms = term_count(expanded)
         record |= {"status": "done", "found": str(found), "seconds": seconds, "terms": terms,
                    "r2": r2(values_of(expanded, formula, X_in), y_in),
                    "r2_outside": r2(values_of(expanded, formula, X_out), y_out),

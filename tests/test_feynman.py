@@ -95,3 +95,10 @@ def test_reach_is_degree_four_or_few_monomials_of_any_degree_or_a_reciprocal_of_
     finally:
         feynman.EQL_SETTINGS.clear()
         feynman.EQL_SETTINGS.update(settings)
+
+
+def test_a_reciprocal_of_a_dense_sum_counts_as_dense():
+    x, y = sympy.symbols("x y")
+    dense = sympy.Add(*[sympy.Float(k + 1) * x**k * y for k in range(150)])
+    assert feynman.term_count(sympy.Pow(dense, -1, evaluate=False)) == 151 > feynman.MAX_TERMS
+    assert feynman.term_count(sympy.expand(x * y / (x - 1))) == 3
